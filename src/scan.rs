@@ -1,0 +1,47 @@
+//! Directory listings: what a watched directory holds right now.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::Path;
+
+use crate::reconciler::EntryKind;
+
+/// Lists `dir`, returning `Ok(None)` if it does not exist (or is no longer a
+/// directory).
+///
+/// Entry types come from the directory itself (`d_type`), so no entry is
+/// opened or stat'ed; an entry whose type the filesystem does not report is
+/// checked with `lstat`.
+pub(crate) fn list(dir: &Path) -> io::Result<Option<Vec<(OsString, EntryKind)>>> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(err) if is_missing(&err) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let mut entries = Vec::new();
+    for entry in read {
+        let entry = match entry {
+            Ok(entry) => entry,
+            // The directory was removed while being read.
+            Err(err) if is_missing(&err) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_dir() => EntryKind::Ignored,
+            Ok(_) => EntryKind::Namespace,
+            // The entry went away between readdir and lstat: it is not here.
+            Err(err) if is_missing(&err) => continue,
+            Err(err) => return Err(err),
+        };
+        entries.push((entry.file_name(), kind));
+    }
+    Ok(Some(entries))
+}
+
+/// Whether an error means "the directory is not there (as a directory)".
+pub(crate) fn is_missing(err: &io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(err),
+        Some(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)
+    )
+}
