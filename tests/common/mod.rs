@@ -1,0 +1,232 @@
+//! What the integration tests share: temp dirs, event collection with
+//! timeouts, a replay that checks an event stream's consistency, and a
+//! private `/run` for tests that use `ip netns`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use netns_watch::{Event, NamespaceWatcher};
+
+/// How long any single expected event may take before a test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A fresh temporary directory, removed when dropped.
+///
+/// It lives on the tmpfs `/dev/shm` when there is one, as namespace
+/// directories do on `/run` (on these machines, creating a file on the disk
+/// filesystem costs about 0.8 ms, on tmpfs about 10 us).
+pub fn temp_dir() -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("netns-watch-test-");
+    let shm = Path::new("/dev/shm");
+    let made = if shm.is_dir() {
+        builder.tempdir_in(shm)
+    } else {
+        builder.tempdir()
+    };
+    made.expect("cannot create a temporary directory")
+}
+
+/// Receives the next event, failing the test after [`PATIENCE`].
+pub async fn next(watcher: &mut NamespaceWatcher) -> Event {
+    match tokio::time::timeout(PATIENCE, watcher.recv()).await {
+        Ok(Ok(Some(event))) => event,
+        Ok(Ok(None)) => panic!("the watcher ended"),
+        Ok(Err(err)) => panic!("the watcher failed: {err}"),
+        Err(_) => panic!("no event within {PATIENCE:?}"),
+    }
+}
+
+/// Creates the plain file `dir/name`, failing the test if it cannot.
+pub fn touch(dir: &Path, name: impl AsRef<OsStr>) -> PathBuf {
+    let path = dir.join(name.as_ref());
+    std::fs::File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    path
+}
+
+/// Creates `dir/SENTINEL`, waits for it to be reported, deletes it, and
+/// returns every other event received until its deletion is reported.
+///
+/// Every change made in `dir` before the sentinel reaches the kernel's
+/// queue before the sentinel's own events (a rescan may report the
+/// sentinel early, but never a change after its deletion), so the result
+/// is everything those changes produced: an exact way to assert that
+/// nothing else was reported, without sleeping.
+pub async fn settle(watcher: &mut NamespaceWatcher, dir: &Path) -> Vec<Event> {
+    const SENTINEL: &str = ".sentinel";
+    let is_sentinel = |e: &Event| {
+        e.namespace()
+            .is_some_and(|n| n.name == SENTINEL && n.dir == dir)
+    };
+    let path = touch(dir, SENTINEL);
+    let mut events = Vec::new();
+    loop {
+        let event = next(watcher).await;
+        if matches!(&event, Event::Created(_) if is_sentinel(&event)) {
+            break;
+        }
+        events.push(event);
+    }
+    std::fs::remove_file(&path).unwrap();
+    loop {
+        let event = next(watcher).await;
+        if matches!(&event, Event::Deleted(_) if is_sentinel(&event)) {
+            return events;
+        }
+        events.push(event);
+    }
+}
+
+/// Names of the `Created` and `Deleted` events in order, as `+name`/`-name`.
+pub fn changes(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Created(ns) => Some(format!("+{}", ns.name.to_string_lossy())),
+            Event::Deleted(ns) => Some(format!("-{}", ns.name.to_string_lossy())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The state an event stream describes, checked as it is applied: no
+/// name created twice without a deletion between, no deletion of a name
+/// that is not there.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub present: BTreeSet<(PathBuf, OsString)>,
+    pub overflows: usize,
+}
+
+impl Replay {
+    /// Starts from a listing (as from `list_and_watch`).
+    pub fn from_list(list: &[netns_watch::Namespace]) -> Self {
+        Self {
+            present: list
+                .iter()
+                .map(|n| (n.dir.clone(), n.name.clone()))
+                .collect(),
+            overflows: 0,
+        }
+    }
+
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Created(ns) => assert!(
+                self.present.insert((ns.dir.clone(), ns.name.clone())),
+                "{} reported created twice",
+                ns.path().display()
+            ),
+            Event::Deleted(ns) => assert!(
+                self.present.remove(&(ns.dir.clone(), ns.name.clone())),
+                "{} reported deleted but was not present",
+                ns.path().display()
+            ),
+            Event::Overflow => self.overflows += 1,
+            _ => {}
+        }
+    }
+
+    pub fn names_in(&self, dir: &Path) -> BTreeSet<OsString> {
+        self.present
+            .iter()
+            .filter(|(d, _)| d == dir)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+}
+
+/// The non-directory entries of `dir` now, as the watcher should see them.
+pub fn real_names(dir: &Path) -> BTreeSet<OsString> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name())
+        .collect()
+}
+
+/// Runs a command, failing the test with its stderr if it fails.
+pub fn run(program: &str, args: &[&OsStr]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (is it installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `ip ARGS...`.
+pub fn ip(args: &[&str]) {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    run("ip", &args);
+}
+
+/// A private mount namespace for the current thread, with an empty tmpfs
+/// on `/run`: `ip netns` run from this thread (and the watchers it starts)
+/// see only the namespaces the test makes, and nobody else sees them.
+///
+/// Needs root. Without it the test fails with a message, never passes.
+/// Dropping it deletes every namespace made under it; leaving the thread
+/// then releases the mount namespace itself.
+///
+/// Tests using it must run on their own thread with a current-thread
+/// runtime (`#[tokio::test]`'s default), so that every system call of the
+/// watcher happens in the private mount namespace.
+pub struct PrivateRun {
+    _private: (),
+}
+
+impl PrivateRun {
+    pub fn new() -> Self {
+        use rustix::mount::{mount, mount_change, MountFlags, MountPropagationFlags};
+        use rustix::thread::{unshare_unsafe, UnshareFlags};
+
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test needs root (it makes network namespaces with `ip netns`): \
+             run the test suite as root"
+        );
+        // SAFETY: NEWNS does not unshare the file descriptor table, so no
+        // thread can observe a descriptor from another table.
+        unsafe { unshare_unsafe(UnshareFlags::NEWNS) }.expect("unshare(CLONE_NEWNS)");
+        mount_change(
+            "/",
+            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+        )
+        .expect("make / private");
+        mount(
+            "netns-watch-test",
+            "/run",
+            "tmpfs",
+            MountFlags::empty(),
+            c"mode=755",
+        )
+        .expect("mount a tmpfs on /run");
+        Self { _private: () }
+    }
+}
+
+impl Drop for PrivateRun {
+    fn drop(&mut self) {
+        if !Path::new("/run/netns").exists() {
+            let _ = rustix::mount::unmount("/run", rustix::mount::UnmountFlags::DETACH);
+            return;
+        }
+        let status = Command::new("ip")
+            .args(["-all", "netns", "delete"])
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("warning: `ip -all netns delete` failed while cleaning up: {status:?}");
+        }
+        let _ = rustix::mount::unmount("/run", rustix::mount::UnmountFlags::DETACH);
+    }
+}
