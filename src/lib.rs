@@ -30,11 +30,11 @@
 //!
 //! # Layers
 //!
-//! - [`inotify`] (source): kernel events on the watched directories and
+//! - `inotify` (source): kernel events on the watched directories and
 //!   their ancestors, read in batches.
-//! - [`reconciler`] (pure): the state of every directory; turns facts and
+//! - `reconciler` (pure): the state of every directory; turns facts and
 //!   rescans into the events that are true transitions.
-//! - [`watcher`]: ties the two together behind [`NamespaceWatcher`].
+//! - `watcher`: ties the two together behind [`NamespaceWatcher`].
 
 mod config;
 mod error;
@@ -50,3 +50,8 @@ pub use config::{Config, IPROUTE2_DIR};
 pub use error::{Error, Result};
 pub use event::{Event, Namespace};
 pub use watcher::NamespaceWatcher;
+
+/// The examples in README.md, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -233,7 +233,7 @@ async fn names_are_kept_byte_for_byte() {
 }
 
 #[tokio::test]
-async fn overflow_is_recovered_by_rescan() {
+async fn c06_queue_overflow() {
     // Case C06 in immediate mode: the consumer stops reading while far
     // more than the kernel queue's 16,384 events happen.
     let tmp = temp_dir();
