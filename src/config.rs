@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::MountSource;
+
 /// The directory `ip netns` (iproute2) keeps its named namespaces in.
 ///
 /// On most systems `/var/run` is a symbolic link to `/run`; watching either
@@ -26,6 +28,24 @@ pub struct Config {
     dirs: Vec<PathBuf>,
     watch_parent: bool,
     emit_directory_events: bool,
+    readiness: Readiness,
+    mount_source: Option<MountSource>,
+}
+
+/// When a name counts as a namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Readiness {
+    /// Once a network namespace is mounted on its file, so it can be
+    /// entered (`ip netns exec NAME` works) the moment it is reported. An
+    /// empty placeholder file is never reported, and a name stops being a
+    /// namespace when it is unmounted. Events carry the identity.
+    #[default]
+    Mounted,
+    /// As soon as its file appears, as `ip netns monitor` reports it: a
+    /// moment before the namespace is mounted, and also for placeholders
+    /// that never become one. No identity is read.
+    Immediate,
 }
 
 impl Default for Config {
@@ -48,7 +68,33 @@ impl Config {
             dirs: dirs.into_iter().map(Into::into).collect(),
             watch_parent: true,
             emit_directory_events: false,
+            readiness: Readiness::Mounted,
+            mount_source: None,
         }
+    }
+
+    /// Sets when a name counts as a namespace (default
+    /// [`Readiness::Mounted`]).
+    pub fn readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
+        self
+    }
+
+    /// Forces how mounts are noticed; by default the best source that
+    /// works here is chosen at start ([`MountSource::ALL`] in order).
+    pub fn mount_source(mut self, source: MountSource) -> Self {
+        self.mount_source = Some(source);
+        self
+    }
+
+    /// Returns when a name counts as a namespace.
+    pub fn readiness_mode(&self) -> Readiness {
+        self.readiness
+    }
+
+    /// Returns the forced mount source, if any.
+    pub fn forced_mount_source(&self) -> Option<MountSource> {
+        self.mount_source
     }
 
     /// Adds one more directory to watch.

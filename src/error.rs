@@ -72,6 +72,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The requested mount source cannot start, or failed while reading.
+    #[error("mount source {source_name}: {source} (choose another, or let it be chosen)")]
+    MountSource {
+        /// Which source (`fanotify`, `mountinfo` or `poll`).
+        source_name: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// Creating or reading the inotify instance failed.
     #[error("inotify: {source}")]
     Inotify {

@@ -3,6 +3,8 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+use crate::Identity;
+
 /// A named network namespace entry: a name inside a watched directory.
 ///
 /// The name is kept as the exact bytes the kernel gave (an [`OsString`]):
@@ -14,6 +16,9 @@ pub struct Namespace {
     pub name: OsString,
     /// The watched directory the entry lives in, as configured.
     pub dir: PathBuf,
+    /// Which namespace the name points to; `None` in immediate mode, where
+    /// a name is reported before anything is mounted on it.
+    pub identity: Option<Identity>,
 }
 
 impl Namespace {
@@ -22,6 +27,7 @@ impl Namespace {
         Self {
             name: name.into(),
             dir: dir.into(),
+            identity: None,
         }
     }
 

@@ -36,19 +36,25 @@
 //!   rescans into the events that are true transitions.
 //! - `watcher`: ties the two together behind [`NamespaceWatcher`].
 
+mod chain;
 mod config;
 mod error;
+mod probe;
 mod event;
 mod inotify;
+mod mounts;
 mod reconciler;
+mod retry;
 mod scan;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod watcher;
 
-pub use config::{Config, IPROUTE2_DIR};
+pub use config::{Config, Readiness, IPROUTE2_DIR};
 pub use error::{Error, Result};
 pub use event::{Event, Namespace};
+pub use mounts::MountSource;
+pub use probe::Identity;
 pub use watcher::NamespaceWatcher;
 
 /// The examples in README.md, run as doctests.

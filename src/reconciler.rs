@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::{Event, Namespace};
+use crate::{Event, Identity, Namespace};
 
 /// Index of a watched directory, in configuration order.
 pub(crate) type DirIndex = usize;
@@ -19,10 +19,22 @@ pub(crate) type DirIndex = usize;
 /// What an entry of a watched directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryKind {
-    /// A non-directory entry: a namespace name.
-    Namespace,
+    /// A namespace under this name, reported; its identity when known
+    /// (it is not in immediate mode, where any file counts).
+    Namespace(Option<Identity>),
+    /// A file that is not (or not yet, or no longer) a namespace: silent.
+    Placeholder,
     /// A subdirectory, which never names a namespace.
     Ignored,
+}
+
+impl EntryKind {
+    fn identity(self) -> Option<Option<Identity>> {
+        match self {
+            EntryKind::Namespace(identity) => Some(identity),
+            _ => None,
+        }
+    }
 }
 
 /// Something a source observed about a watched directory.
@@ -90,12 +102,18 @@ impl Reconciler {
         self.dirs[dir]
             .entries
             .iter()
-            .filter(|(_, kind)| **kind == EntryKind::Namespace)
-            .map(move |(name, _)| self.namespace(dir, name.clone()))
+            .filter_map(move |(name, kind)| Some(self.namespace(dir, name.clone(), kind.identity()?)))
     }
 
-    fn namespace(&self, dir: DirIndex, name: OsString) -> Namespace {
-        Namespace::new(self.paths[dir].clone(), name)
+    /// Returns the entry's current kind, if the name is present.
+    pub(crate) fn entry(&self, dir: DirIndex, name: &OsString) -> Option<EntryKind> {
+        self.dirs[dir].entries.get(name).copied()
+    }
+
+    fn namespace(&self, dir: DirIndex, name: OsString, identity: Option<Identity>) -> Namespace {
+        let mut ns = Namespace::new(self.paths[dir].clone(), name);
+        ns.identity = identity;
+        ns
     }
 
     fn appeared(
@@ -110,18 +128,20 @@ impl Reconciler {
         self.mark_existing(dir, out);
         match self.dirs[dir].entries.get(&name) {
             Some(old) if *old == kind => return,
+            // Same name, other thing (a namespace mounted on a placeholder,
+            // unmounted, or re-bound to another namespace): the old one goes.
             Some(_) => self.vanished(dir, name.clone(), out),
             None => {}
         }
         self.dirs[dir].entries.insert(name.clone(), kind);
-        if kind == EntryKind::Namespace {
-            out.extend([Event::Created(self.namespace(dir, name))]);
+        if let Some(identity) = kind.identity() {
+            out.extend([Event::Created(self.namespace(dir, name, identity))]);
         }
     }
 
     fn vanished(&mut self, dir: DirIndex, name: OsString, out: &mut impl Extend<Event>) {
-        if self.dirs[dir].entries.remove(&name) == Some(EntryKind::Namespace) {
-            out.extend([Event::Deleted(self.namespace(dir, name))]);
+        if let Some(identity) = self.dirs[dir].entries.remove(&name).and_then(EntryKind::identity) {
+            out.extend([Event::Deleted(self.namespace(dir, name, identity))]);
         }
     }
 
@@ -197,7 +217,7 @@ mod tests {
         Fact::Appeared {
             dir: 0,
             name: name.into(),
-            kind: EntryKind::Namespace,
+            kind: EntryKind::Namespace(None),
         }
     }
 
@@ -214,7 +234,7 @@ mod tests {
             entries: Some(
                 names
                     .iter()
-                    .map(|n| ((*n).into(), EntryKind::Namespace))
+                    .map(|n| ((*n).into(), EntryKind::Namespace(None)))
                     .collect(),
             ),
         }
@@ -264,6 +284,48 @@ mod tests {
             kind: EntryKind::Ignored,
         };
         assert_eq!(apply(&mut r, as_dir), [deleted("x")]);
+    }
+
+    fn identity(inode: u64) -> Identity {
+        Identity {
+            id: Some(inode),
+            inode,
+            dev: 4,
+        }
+    }
+
+    fn with(dir_name: &str, kind: EntryKind) -> Fact {
+        Fact::Appeared {
+            dir: 0,
+            name: dir_name.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_placeholder_is_silent_until_mounted() {
+        let mut r = reconciler(false);
+        assert_eq!(apply(&mut r, with("n", EntryKind::Placeholder)), []);
+        let mounted = apply(&mut r, with("n", EntryKind::Namespace(Some(identity(5)))));
+        assert!(matches!(&mounted[..], [Event::Created(ns)] if ns.identity == Some(identity(5))));
+        // Unmounted, the file left behind: deleted; then its removal: nothing.
+        let unmounted = apply(&mut r, with("n", EntryKind::Placeholder));
+        assert!(matches!(&unmounted[..], [Event::Deleted(ns)] if ns.identity == Some(identity(5))));
+        assert_eq!(apply(&mut r, vanished("n")), []);
+    }
+
+    #[test]
+    fn a_rebound_name_is_deleted_then_created() {
+        let mut r = reconciler(false);
+        apply(&mut r, with("n", EntryKind::Namespace(Some(identity(5)))));
+        let rebound = apply(&mut r, with("n", EntryKind::Namespace(Some(identity(6)))));
+        match &rebound[..] {
+            [Event::Deleted(old), Event::Created(new)] => {
+                assert_eq!(old.identity, Some(identity(5)));
+                assert_eq!(new.identity, Some(identity(6)));
+            }
+            other => panic!("expected a deletion then a creation, got {other:?}"),
+        }
     }
 
     #[test]
@@ -327,7 +389,7 @@ mod tests {
             Fact::Appeared {
                 dir: 1,
                 name: "n".into(),
-                kind: EntryKind::Namespace,
+                kind: EntryKind::Namespace(None),
             },
             &mut out,
         );

@@ -4,15 +4,13 @@ use std::ffi::OsString;
 use std::io;
 use std::path::Path;
 
-use crate::reconciler::EntryKind;
-
-/// Lists `dir`, returning `Ok(None)` if it does not exist (or is no longer a
-/// directory).
+/// Lists `dir` as (name, is a directory) pairs, or `Ok(None)` if it does
+/// not exist (or is no longer a directory).
 ///
 /// Entry types come from the directory itself (`d_type`), so no entry is
-/// opened or stat'ed; an entry whose type the filesystem does not report is
-/// checked with `lstat`.
-pub(crate) fn list(dir: &Path) -> io::Result<Option<Vec<(OsString, EntryKind)>>> {
+/// opened; an entry whose type the filesystem does not report is checked
+/// with `lstat`.
+pub(crate) fn list(dir: &Path) -> io::Result<Option<Vec<(OsString, bool)>>> {
     let read = match std::fs::read_dir(dir) {
         Ok(read) => read,
         Err(err) if is_missing(&err) => return Ok(None),
@@ -26,14 +24,13 @@ pub(crate) fn list(dir: &Path) -> io::Result<Option<Vec<(OsString, EntryKind)>>>
             Err(err) if is_missing(&err) => return Ok(None),
             Err(err) => return Err(err),
         };
-        let kind = match entry.file_type() {
-            Ok(t) if t.is_dir() => EntryKind::Ignored,
-            Ok(_) => EntryKind::Namespace,
+        let is_dir = match entry.file_type() {
+            Ok(t) => t.is_dir(),
             // The entry went away between readdir and lstat: it is not here.
             Err(err) if is_missing(&err) => continue,
             Err(err) => return Err(err),
         };
-        entries.push((entry.file_name(), kind));
+        entries.push((entry.file_name(), is_dir));
     }
     Ok(Some(entries))
 }

@@ -1,28 +1,37 @@
-//! The watcher: inotify watches kept on every directory and its ancestors,
-//! kernel events turned into facts, and reconciled events handed out.
+//! The watcher: kernel sources in, reconciled events out.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::config::{absolute, Config};
-use crate::inotify::{Inotify, RawEvent, Signal, Wd};
+use crate::chain::{Chain, Interests};
+use crate::inotify::{Inotify, RawEvent, Signal};
+use crate::mounts::{mount_point, MountChange, MountWatch};
+use crate::probe::{probe, Probe};
 use crate::reconciler::{DirIndex, EntryKind, Fact, Reconciler};
-use crate::{scan, Error, Event, Namespace, Result};
+use crate::retry::Retries;
+use crate::{scan, Config, Error, Event, MountSource, Namespace, Readiness, Result};
 
-/// Watches directories of named network namespaces and reports each name
-/// appearing and disappearing, exactly once and in order.
+/// Watches directories of named network namespaces and reports each
+/// namespace appearing and disappearing, exactly once and in order.
 ///
-/// Every configured directory is watched with inotify, together with each
-/// of its ancestors (so that the directory being created, deleted, moved or
-/// replaced is noticed). Whenever the kernel's word is in doubt, such as a
-/// queue overflow or a directory that was replaced, the watcher rescans
-/// and reports only the difference against what it reported before, so no
-/// change is lost and none is reported twice.
+/// By default ([`Readiness::Mounted`]) a name is reported created when a
+/// network namespace is mounted on its file, so it can be entered at once,
+/// and deleted when the file goes away, the namespace is unmounted, or the
+/// name is re-bound to another namespace; each event carries the
+/// namespace's [`Identity`](crate::Identity). An empty placeholder file is
+/// never reported.
+///
+/// Every configured directory is watched with inotify together with each
+/// of its ancestors, and mounts are followed with the best
+/// [`MountSource`] available. Whenever the kernel's word is in doubt (a
+/// queue overflow, a directory replaced), the watcher rescans and reports
+/// only the difference against what it reported before, so no change is
+/// lost and none is reported twice.
 ///
 /// Namespaces already present when the watcher starts are its baseline and
 /// are not reported; get them with [`list_and_watch`](Self::list_and_watch).
@@ -47,72 +56,24 @@ use crate::{scan, Error, Event, Namespace, Result};
 #[derive(Debug)]
 pub struct NamespaceWatcher {
     inotify: Inotify,
-    dirs: Vec<WatchedDir>,
-    /// Who cares about each watch descriptor; one descriptor can serve
-    /// several directories (two spellings of one directory, or a directory
-    /// that is another's ancestor).
-    interests: HashMap<Wd, Vec<Interest>>,
+    /// How mounts are followed; `None` in immediate mode.
+    mounts: Option<MountWatch>,
+    chains: Vec<Chain>,
+    interests: Interests,
+    /// Which entry (or directory) each known mount shows, so that a
+    /// detach reported by id alone can be traced back.
+    mount_owners: HashMap<u64, MountOwner>,
+    retries: Retries,
     reconciler: Reconciler,
     pending: VecDeque<Result<Event>>,
     batch: Vec<RawEvent>,
+    mount_batch: Vec<MountChange>,
 }
 
-/// One configured directory and the chain of watches that leads to it.
-#[derive(Debug)]
-struct WatchedDir {
-    /// `prefixes[i]` is the path made of the first `i + 1` components; the
-    /// last one is the directory itself.
-    prefixes: Vec<PathBuf>,
-    /// `children[i]` is the name under `prefixes[i]` that leads on.
-    children: Vec<OsString>,
-    /// The descriptors of the prefixes watched now, from the root down; the
-    /// directory itself is watched when this is as long as `prefixes`.
-    wds: Vec<Wd>,
-}
-
-impl WatchedDir {
-    fn new(dir: &Path) -> Result<Self> {
-        let abs = absolute(dir).map_err(|source| Error::from_path(dir, source))?;
-        if abs.components().any(|c| c == Component::ParentDir) {
-            return Err(Error::InvalidPath {
-                path: dir.to_path_buf(),
-                reason: "contains '..'; give the path without it",
-            });
-        }
-        let mut prefixes: Vec<PathBuf> = abs.ancestors().map(Path::to_path_buf).collect();
-        prefixes.reverse();
-        let children = prefixes
-            .iter()
-            .skip(1)
-            .filter_map(|p| p.file_name().map(OsString::from))
-            .collect();
-        Ok(Self {
-            prefixes,
-            children,
-            wds: Vec::new(),
-        })
-    }
-
-    fn own_level(&self) -> usize {
-        self.prefixes.len() - 1
-    }
-
-    fn path(&self) -> &Path {
-        &self.prefixes[self.own_level()]
-    }
-
-    /// The descriptor of the directory itself, if it is watched.
-    fn own_wd(&self) -> Option<Wd> {
-        self.wds.get(self.own_level()).copied()
-    }
-}
-
-/// One reason to listen to a watch descriptor: it is level `level` of the
-/// chain of directory `dir`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Interest {
-    dir: DirIndex,
-    level: usize,
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MountOwner {
+    Entry(DirIndex, OsString),
+    Dir(DirIndex),
 }
 
 impl NamespaceWatcher {
@@ -132,8 +93,9 @@ impl NamespaceWatcher {
     /// # Errors
     ///
     /// Fails if no directory is configured, if inotify cannot be used, if a
-    /// path is not a directory or cannot be read, or if a directory is
-    /// missing while [`Config::watch_parent`] is off.
+    /// path is not a directory or cannot be read, if a directory is missing
+    /// while [`Config::watch_parent`] is off, or if a forced
+    /// [`Config::mount_source`] cannot start.
     pub async fn with_config(config: Config) -> Result<Self> {
         Self::start(config)
     }
@@ -164,8 +126,8 @@ impl NamespaceWatcher {
         Ok((watcher.namespaces(), watcher))
     }
 
-    /// Lists the namespaces in [`/var/run/netns`](crate::IPROUTE2_DIR) now,
-    /// sorted by name. A missing directory holds none.
+    /// Lists the namespaces mounted in [`/var/run/netns`](crate::IPROUTE2_DIR)
+    /// now, sorted by name. A missing directory holds none.
     ///
     /// # Errors
     ///
@@ -174,32 +136,19 @@ impl NamespaceWatcher {
         Self::list_dir(crate::IPROUTE2_DIR)
     }
 
-    /// Lists the namespaces in `dir` now, sorted by name. A missing
-    /// directory holds none.
+    /// Lists the namespaces mounted in `dir` now, sorted by name. A
+    /// missing directory holds none.
     ///
     /// # Errors
     ///
     /// Fails if `dir` is not a directory or cannot be read.
     pub fn list_dir(dir: impl AsRef<Path>) -> Result<Vec<Namespace>> {
-        let dir = dir.as_ref();
-        if let Ok(meta) = std::fs::metadata(dir) {
-            if !meta.is_dir() {
-                return Err(Error::NotADirectory { path: dir.into() });
-            }
-        }
-        let entries = scan::list(dir).map_err(|source| Error::from_path(dir, source))?;
-        let mut found: Vec<Namespace> = entries
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, kind)| *kind == EntryKind::Namespace)
-            .map(|(name, _)| Namespace::new(dir, name))
-            .collect();
-        found.sort();
-        Ok(found)
+        list_one(dir.as_ref(), Readiness::Mounted)
     }
 
-    /// Lists the namespaces in every directory of `config` now: by
-    /// directory in configuration order, then by name.
+    /// Lists the namespaces in every directory of `config` now, by
+    /// directory in configuration order, then by name; with
+    /// [`Readiness::Immediate`], every file counts.
     ///
     /// # Errors
     ///
@@ -207,7 +156,7 @@ impl NamespaceWatcher {
     pub fn list_with_config(config: &Config) -> Result<Vec<Namespace>> {
         let mut all = Vec::new();
         for dir in config.dirs() {
-            all.extend(Self::list_dir(dir)?);
+            all.extend(list_one(dir, config.readiness_mode())?);
         }
         Ok(all)
     }
@@ -221,7 +170,12 @@ impl NamespaceWatcher {
     /// Returns whether every configured directory is watched itself, rather
     /// than through an ancestor while it does not exist.
     pub fn is_watching(&self) -> bool {
-        self.dirs.iter().all(|d| d.own_wd().is_some())
+        self.chains.iter().all(Chain::is_watched)
+    }
+
+    /// Returns how mounts are followed, or `None` in immediate mode.
+    pub fn mount_source(&self) -> Option<MountSource> {
+        self.mounts.as_ref().map(MountWatch::source)
     }
 
     /// Receives the next event.
@@ -240,9 +194,7 @@ impl NamespaceWatcher {
     /// example in `tokio::select!`), no event is lost, and the next call
     /// returns it.
     pub async fn recv(&mut self) -> Result<Option<Event>> {
-        std::future::poll_fn(|cx| self.poll_event(cx))
-            .await
-            .transpose()
+        std::future::poll_fn(|cx| self.poll_event(cx)).await.transpose()
     }
 
     /// Turns the watcher into a [`Stream`] of events.
@@ -259,29 +211,46 @@ impl NamespaceWatcher {
                 reason: "no directory to watch was given",
             });
         }
-        let dirs = config
-            .dirs()
-            .iter()
-            .map(|d| WatchedDir::new(d))
-            .collect::<Result<Vec<_>>>()?;
+        let chains = config.dirs().iter().map(|d| Chain::new(d)).collect::<Result<Vec<_>>>()?;
+        let inotify = Inotify::new()?;
+        // Mounts are followed before anything is listed, so no mount falls
+        // between the first listing and the first mount event.
+        let mounts = match (config.readiness_mode(), config.forced_mount_source()) {
+            (Readiness::Immediate, _) => None,
+            (Readiness::Mounted, Some(source)) => {
+                Some(MountWatch::start(source).map_err(|source_err| Error::MountSource {
+                    source_name: source.name(),
+                    source: source_err,
+                })?)
+            }
+            (Readiness::Mounted, None) => Some(MountWatch::start_best()),
+        };
+        match &mounts {
+            Some(m) => tracing::info!(source = %m.source(), "following mounts"),
+            None => tracing::info!("immediate mode: names are reported when their file appears"),
+        }
         let mut watcher = Self {
-            inotify: Inotify::new()?,
-            dirs,
-            interests: HashMap::new(),
+            inotify,
+            mounts,
+            chains,
+            interests: Interests::default(),
+            mount_owners: HashMap::new(),
+            retries: Retries::default(),
             reconciler: Reconciler::new(config.dirs().to_vec(), config.emits_directory_events()),
             pending: VecDeque::new(),
             batch: Vec::new(),
+            mount_batch: Vec::new(),
         };
 
-        for dir in 0..watcher.dirs.len() {
+        for dir in 0..watcher.chains.len() {
             watcher.resync(dir)?;
-            let d = &watcher.dirs[dir];
-            if d.own_wd().is_none() {
+            let chain = &watcher.chains[dir];
+            if !chain.is_watched() {
                 let path = config.dirs()[dir].clone();
-                if std::fs::symlink_metadata(d.path()).is_ok() || !config.watches_parent() {
+                if std::fs::symlink_metadata(chain.path()).is_ok() || !config.watches_parent() {
                     // It exists but could not be watched as a directory, or
                     // it is missing and may not be waited for.
-                    return Err(start_error(path, d.path()));
+                    return Err(start_error(path, chain.path()));
                 }
                 tracing::debug!(dir = %path.display(), "directory missing; watching its nearest ancestor");
             }
@@ -296,86 +265,227 @@ impl NamespaceWatcher {
             if let Some(next) = self.pending.pop_front() {
                 return Poll::Ready(Some(next));
             }
+            let mut progressed = false;
+
+            // Each batch becomes pending events before anything is
+            // returned, so cancelling the caller loses nothing.
             let mut batch = std::mem::take(&mut self.batch);
-            batch.clear();
-            let read = self.inotify.poll_read(cx, &mut batch);
-            match read {
-                Poll::Pending => {
-                    self.batch = batch;
-                    return Poll::Pending;
+            match self.inotify.poll_read(cx, &mut batch) {
+                Poll::Ready(Ok(())) => {
+                    progressed = true;
+                    for raw in batch.drain(..) {
+                        self.handle_inotify(&raw);
+                    }
                 }
                 Poll::Ready(Err(source)) => {
+                    batch.clear();
                     self.batch = batch;
                     return Poll::Ready(Some(Err(Error::Inotify { source })));
                 }
-                Poll::Ready(Ok(())) => {}
-            }
-            // The whole batch becomes pending events before anything is
-            // returned, so cancelling the caller loses nothing.
-            for raw in batch.drain(..) {
-                self.handle(&raw);
+                Poll::Pending => {}
             }
             self.batch = batch;
+
+            if let Some(mounts) = &mut self.mounts {
+                let mut changes = std::mem::take(&mut self.mount_batch);
+                match mounts.poll_read(cx, &mut changes) {
+                    Poll::Ready(Ok(())) => {
+                        progressed = true;
+                        for change in changes.drain(..) {
+                            self.handle_mount(change);
+                        }
+                    }
+                    Poll::Ready(Err(err)) => {
+                        progressed = true;
+                        self.pending.push_back(Err(Error::MountSource {
+                            source_name: mounts.source().name(),
+                            source: err,
+                        }));
+                    }
+                    Poll::Pending => {}
+                }
+                changes.clear();
+                self.mount_batch = changes;
+            }
+
+            for due in self.retries.poll_due(cx) {
+                progressed = true;
+                if self.reconciler.entry(due.dir, &due.name) == Some(EntryKind::Placeholder) {
+                    self.reprobe(due.dir, due.name, due.attempt + 1);
+                }
+            }
+
+            if !progressed {
+                return Poll::Pending;
+            }
         }
     }
 
-    /// Turns one kernel event into facts, rescans and events.
-    fn handle(&mut self, raw: &RawEvent) {
+    /// Turns one inotify event into facts, rescans and events.
+    fn handle_inotify(&mut self, raw: &RawEvent) {
         tracing::trace!(wd = raw.wd, mask = ?raw.mask, name = ?raw.name, "inotify event");
         let signal = raw.signal();
         if signal == Signal::Overflow {
             tracing::warn!("inotify queue overflowed; rescanning every watched directory");
-            for dir in 0..self.dirs.len() {
-                self.resync_or_report(dir);
-            }
-            self.pending.push_back(Ok(Event::Overflow));
+            self.resync_all();
             return;
         }
-        let Some(interests) = self.interests.get(&raw.wd).cloned() else {
+        let Some(interests) = self.interests.get(raw.wd).map(<[_]>::to_vec) else {
             // A watch removed a moment ago still had events queued.
             return;
         };
         for interest in interests {
             // An earlier interest's rescan may have moved this one away.
-            if !self
-                .interests
-                .get(&raw.wd)
-                .is_some_and(|i| i.contains(&interest))
-            {
+            if !self.interests.contains(raw.wd, interest) {
                 continue;
             }
-            let dir = &self.dirs[interest.dir];
-            let own = interest.level == dir.own_level();
-            let fact = match &signal {
-                Signal::SelfChanged => None,
-                Signal::Added { name, is_dir } if own => Some(Fact::Appeared {
-                    dir: interest.dir,
-                    name: (*name).clone(),
-                    kind: if *is_dir {
-                        EntryKind::Ignored
-                    } else {
-                        EntryKind::Namespace
-                    },
-                }),
-                Signal::Removed { name } if own => Some(Fact::Vanished {
-                    dir: interest.dir,
-                    name: (*name).clone(),
-                }),
-                Signal::Added { name, .. } | Signal::Removed { name }
-                    if **name == dir.children[interest.level] =>
-                {
-                    None
+            let dir = interest.dir;
+            let chain = &self.chains[dir];
+            let own = interest.level == chain.own_level();
+            match &signal {
+                Signal::Added { name, is_dir } if own => {
+                    let kind = if *is_dir { Some(EntryKind::Ignored) } else { None };
+                    self.observe(dir, (*name).clone(), kind, 0);
                 }
-                _ => continue,
-            };
-            match fact {
-                Some(fact) => self.reconciler.apply(fact, &mut OkSink(&mut self.pending)),
+                Signal::Removed { name } if own => {
+                    let fact = Fact::Vanished {
+                        dir,
+                        name: (*name).clone(),
+                    };
+                    self.apply(fact);
+                }
+                Signal::Added { name, .. } | Signal::Removed { name } if chain.child(interest.level) == Some(*name) => {
+                    tracing::debug!(dir = %chain.path().display(), "path changed; rescanning");
+                    self.resync_or_report(dir);
+                }
+                Signal::SelfChanged => {
+                    tracing::debug!(dir = %chain.path().display(), "watched directory changed; rescanning");
+                    self.resync_or_report(dir);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Acts on one mount change: checks again whatever it may affect.
+    fn handle_mount(&mut self, change: MountChange) {
+        tracing::trace!(?change, "mount change");
+        match change {
+            MountChange::Attached { id, point } => {
+                // statmount(2) fails once the mount is gone again; its
+                // detach is then on its way and will be handled.
+                let point = point.or_else(|| mount_point(id).ok());
+                if let Some(point) = point {
+                    self.mount_changed_at(&point);
+                }
+            }
+            MountChange::Detached { id, point } => match self.mount_owners.remove(&id) {
+                Some(MountOwner::Entry(dir, name)) => self.reprobe(dir, name, 0),
+                Some(MountOwner::Dir(dir)) => self.resync_or_report(dir),
                 None => {
-                    tracing::debug!(dir = %dir.path().display(), "path changed; rescanning");
-                    self.resync_or_report(interest.dir);
+                    if let Some(point) = point {
+                        self.mount_changed_at(&point);
+                    }
+                }
+            },
+            MountChange::Overflow => {
+                tracing::warn!("mount event queue overflowed; rescanning every watched directory");
+                self.resync_all();
+            }
+            MountChange::Unknown => {
+                tracing::debug!("unreadable mount event; rescanning every watched directory");
+                for dir in 0..self.chains.len() {
+                    self.resync_or_report(dir);
                 }
             }
         }
+    }
+
+    /// Checks again what a mount at `point` may have changed: an entry of
+    /// a watched directory, the directory itself, or one of its ancestors.
+    fn mount_changed_at(&mut self, point: &Path) {
+        for dir in 0..self.chains.len() {
+            let Some(canonical) = &self.chains[dir].canonical else {
+                continue;
+            };
+            if point.parent() == Some(canonical.as_path()) {
+                if let Some(name) = point.file_name() {
+                    self.reprobe(dir, name.to_os_string(), 0);
+                }
+            } else if canonical.starts_with(point) {
+                tracing::debug!(dir = %canonical.display(), "mount on the directory or above; rescanning");
+                self.resync_or_report(dir);
+            }
+        }
+    }
+
+    /// Rescans everything after lost events, then says so in-band.
+    fn resync_all(&mut self) {
+        for dir in 0..self.chains.len() {
+            self.resync_or_report(dir);
+        }
+        self.pending.push_back(Ok(Event::Overflow));
+    }
+
+    /// Checks `dir/name` again and reports any change.
+    fn reprobe(&mut self, dir: DirIndex, name: OsString, attempt: u32) {
+        if self.chains[dir].is_watched() {
+            self.observe(dir, name, None, attempt);
+        }
+    }
+
+    /// Records what `dir/name` is now: `known` when the caller already
+    /// knows (a subdirectory), otherwise it is checked. `attempt` counts
+    /// the re-checks of a placeholder so far.
+    fn observe(&mut self, dir: DirIndex, name: OsString, known: Option<EntryKind>, attempt: u32) {
+        let kind = match known {
+            Some(kind) => Some(kind),
+            None => match self.classify(dir, &name) {
+                Ok(kind) => kind,
+                Err(err) => {
+                    self.pending.push_back(Err(err));
+                    return;
+                }
+            },
+        };
+        let Some(kind) = kind else {
+            self.apply(Fact::Vanished { dir, name });
+            return;
+        };
+        // Without mount events, a new placeholder is checked again on a
+        // timer until it is mounted or the attempts run out.
+        if kind == EntryKind::Placeholder && matches!(self.mounts, Some(MountWatch::Poll)) {
+            let was_waiting = self.reconciler.entry(dir, &name) == Some(EntryKind::Placeholder);
+            if !was_waiting || attempt > 0 {
+                self.retries.schedule(dir, name.clone(), attempt);
+            }
+        }
+        self.apply(Fact::Appeared { dir, name, kind });
+    }
+
+    /// What `dir/name` is now; `None` if it is gone.
+    fn classify(&mut self, dir: DirIndex, name: &OsString) -> Result<Option<EntryKind>> {
+        if self.mounts.is_none() {
+            // Immediate mode: any non-directory file is reported as is.
+            return Ok(Some(EntryKind::Namespace(None)));
+        }
+        let path = self.chains[dir].path().join(name);
+        let found = probe(&path).map_err(|err| Error::from_path(&path, err))?;
+        Ok(match found {
+            Probe::Missing => None,
+            Probe::Directory => Some(EntryKind::Ignored),
+            Probe::Placeholder => Some(EntryKind::Placeholder),
+            Probe::Namespace { identity, mount } => {
+                if let Some(id) = mount {
+                    self.mount_owners.insert(id, MountOwner::Entry(dir, name.clone()));
+                }
+                Some(EntryKind::Namespace(Some(identity)))
+            }
+        })
+    }
+
+    fn apply(&mut self, fact: Fact) {
+        self.reconciler.apply(fact, &mut OkSink(&mut self.pending));
     }
 
     /// Rescans `dir`, reporting a failure in-band: the watcher goes on.
@@ -385,79 +495,77 @@ impl NamespaceWatcher {
         }
     }
 
-    /// Re-establishes the chain of watches of `dir` and rescans it,
-    /// queueing the difference against the reconciled state.
+    /// Re-establishes the watches of `dir`, rescans it and queues the
+    /// difference against the reconciled state.
     ///
     /// The listing is read synchronously: these directories hold few
-    /// entries on fast in-memory filesystems (about 1 us per entry).
+    /// entries on in-memory filesystems (about 1 us per entry, plus a few
+    /// for each namespace's check).
     fn resync(&mut self, dir: DirIndex) -> Result<()> {
-        // Each prefix is watched before the next one is looked up, so a
-        // component created meanwhile is either found here or reported by
-        // the watch just placed on its parent.
-        let mut wds = Vec::new();
-        let mut failure = None;
-        for prefix in &self.dirs[dir].prefixes {
-            match self.inotify.add(prefix) {
-                Ok(wd) => wds.push(wd),
-                Err(err) if scan::is_missing(&err) => break,
-                Err(err) => {
-                    failure = Some(Error::from_path(prefix, err));
-                    break;
-                }
+        let relinked = self.chains[dir].relink(dir, &self.inotify, &mut self.interests);
+        if relinked.replaced {
+            self.apply(Fact::Listed { dir, entries: None });
+        }
+        let entries = if relinked.present {
+            let path = self.chains[dir].path().to_path_buf();
+            if let Some(id) = std::fs::File::open(&path).ok().and_then(crate::probe::mount_id) {
+                self.mount_owners.insert(id, MountOwner::Dir(dir));
             }
-        }
-
-        let old = std::mem::replace(&mut self.dirs[dir].wds, wds.clone());
-        for (level, wd) in old.iter().enumerate() {
-            if wds.get(level) != Some(wd) {
-                self.forget(*wd, Interest { dir, level });
-            }
-        }
-        for (level, wd) in wds.iter().enumerate() {
-            if old.get(level) != Some(wd) {
-                self.interests
-                    .entry(*wd)
-                    .or_default()
-                    .push(Interest { dir, level });
-            }
-        }
-
-        // A new descriptor for the directory itself means a new directory:
-        // whatever the old one held is gone with it.
-        let own = self.dirs[dir].own_level();
-        let (was, is) = (old.get(own), wds.get(own));
-        if was.is_some() && was != is {
-            self.reconciler.apply(
-                Fact::Listed { dir, entries: None },
-                &mut OkSink(&mut self.pending),
-            );
-        }
-        let entries = if is.is_some() {
-            let path = self.dirs[dir].path();
-            match scan::list(path) {
-                Ok(entries) => entries,
-                Err(err) => return Err(Error::from_path(path, err)),
+            match scan::list(&path) {
+                Ok(Some(found)) => Some(self.classify_all(dir, found)?),
+                Ok(None) => None,
+                Err(err) => return Err(Error::from_path(&path, err)),
             }
         } else {
             None
         };
-        self.reconciler.apply(
-            Fact::Listed { dir, entries },
-            &mut OkSink(&mut self.pending),
-        );
-        failure.map_or(Ok(()), Err)
+        self.apply(Fact::Listed { dir, entries });
+        relinked.failure.map_or(Ok(()), Err)
     }
 
-    /// Drops one interest in `wd`, and the watch itself once nobody cares.
-    fn forget(&mut self, wd: Wd, interest: Interest) {
-        if let Some(list) = self.interests.get_mut(&wd) {
-            list.retain(|i| *i != interest);
-            if list.is_empty() {
-                self.interests.remove(&wd);
-                self.inotify.remove(wd);
+    fn classify_all(&mut self, dir: DirIndex, found: Vec<(OsString, bool)>) -> Result<Vec<(OsString, EntryKind)>> {
+        let mut entries = Vec::with_capacity(found.len());
+        for (name, is_dir) in found {
+            let kind = if is_dir { Some(EntryKind::Ignored) } else { self.classify(dir, &name)? };
+            if let Some(kind) = kind {
+                if kind == EntryKind::Placeholder
+                    && matches!(self.mounts, Some(MountWatch::Poll))
+                    && self.reconciler.entry(dir, &name) != Some(EntryKind::Placeholder)
+                {
+                    self.retries.schedule(dir, name.clone(), 0);
+                }
+                entries.push((name, kind));
             }
         }
+        Ok(entries)
     }
+}
+
+/// Lists one directory now, without watching it.
+fn list_one(dir: &Path, readiness: Readiness) -> Result<Vec<Namespace>> {
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if !meta.is_dir() {
+            return Err(Error::NotADirectory { path: dir.into() });
+        }
+    }
+    let entries = scan::list(dir).map_err(|source| Error::from_path(dir, source))?;
+    let mut found = Vec::new();
+    for (name, is_dir) in entries.unwrap_or_default() {
+        if is_dir {
+            continue;
+        }
+        let mut ns = Namespace::new(dir, name);
+        if readiness == Readiness::Mounted {
+            let path = ns.path();
+            match probe(&path).map_err(|err| Error::from_path(&path, err))? {
+                Probe::Namespace { identity, .. } => ns.identity = Some(identity),
+                _ => continue,
+            }
+        }
+        found.push(ns);
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// Builds the error for a directory that could not be watched at start.
@@ -465,9 +573,7 @@ fn start_error(configured: PathBuf, abs: &Path) -> Error {
     match std::fs::metadata(abs) {
         Ok(meta) if !meta.is_dir() => Error::NotADirectory { path: configured },
         Ok(_) => Error::PermissionDenied { path: configured },
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            Error::NotFound { path: configured }
-        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Error::NotFound { path: configured },
         Err(err) => Error::from_path(configured, err),
     }
 }

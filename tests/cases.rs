@@ -10,7 +10,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::process::Command;
 
-use common::{changes, ip, settle, PrivateRun, Replay};
+use common::{changes, during, ip, settle, PrivateRun, Replay};
 use netns_watch::{Config, Event, NamespaceWatcher};
 
 /// Prefix of every namespace these tests make.
@@ -30,12 +30,15 @@ async fn c01_burst_delete() {
     std::fs::create_dir(RUN_NETNS).unwrap();
     let mut w = NamespaceWatcher::new().await.unwrap();
 
-    for i in 1..=5 {
-        ip(&["netns", "add", &format!("{P}bd{i}")]);
-    }
-    ip(&["-all", "netns", "delete"]);
-
-    let events = settle(&mut w, Path::new("/var/run/netns")).await;
+    let dir = Path::new("/var/run/netns");
+    let events = during(&mut [(&mut w, dir)], || {
+        for i in 1..=5 {
+            ip(&["netns", "add", &format!("{P}bd{i}")]);
+        }
+        ip(&["-all", "netns", "delete"]);
+    })
+    .await
+    .remove(0);
     let mut replay = Replay::default();
     events.iter().for_each(|e| replay.apply(e));
     assert!(replay.present.is_empty(), "left over: {:?}", replay.present);
@@ -59,19 +62,22 @@ async fn c05_many_at_once_first_time() {
     let mut w = NamespaceWatcher::new().await.unwrap();
     assert!(!w.is_watching());
 
-    let children: Vec<_> = (0..10)
-        .map(|i| {
-            Command::new("ip")
-                .args(["netns", "add", &format!("{P}p{i}")])
-                .spawn()
-                .expect("run ip")
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success(), "ip netns add failed");
-    }
+    let events = during(&mut [(&mut w, Path::new("/var/run/netns"))], || {
+        let children: Vec<_> = (0..10)
+            .map(|i| {
+                Command::new("ip")
+                    .args(["netns", "add", &format!("{P}p{i}")])
+                    .spawn()
+                    .expect("run ip")
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success(), "ip netns add failed");
+        }
+    })
+    .await;
 
-    let mut added = changes(&settle(&mut w, Path::new("/var/run/netns")).await);
+    let mut added = changes(&events[0]);
     added.sort();
     let expected: Vec<String> = (0..10).map(|i| format!("+{P}p{i}")).collect();
     assert_eq!(added, expected, "each of p0..p9 once, nothing else");
@@ -137,12 +143,16 @@ async fn c09_var_run_and_run() {
     let deep = "/run/nwt-deep/sub/netns";
     let mut via_deep = watcher_on(deep).await;
 
-    ip(&["netns", "add", &format!("{P}a")]);
-    ip(&["netns", "add", &format!("{P}b")]);
-    ip(&["netns", "del", &format!("{P}a")]);
-
-    let from_var = changes(&settle(&mut via_var, Path::new("/var/run/netns")).await);
-    let from_run = changes(&settle(&mut via_run, Path::new(RUN_NETNS)).await);
+    let events = during(
+        &mut [(&mut via_var, Path::new("/var/run/netns")), (&mut via_run, Path::new(RUN_NETNS))],
+        || {
+            ip(&["netns", "add", &format!("{P}a")]);
+            ip(&["netns", "add", &format!("{P}b")]);
+            ip(&["netns", "del", &format!("{P}a")]);
+        },
+    )
+    .await;
+    let (from_var, from_run) = (changes(&events[0]), changes(&events[1]));
     assert_eq!(
         from_var,
         [format!("+{P}a"), format!("+{P}b"), format!("-{P}a")]

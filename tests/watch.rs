@@ -1,5 +1,6 @@
-//! The watcher on plain files in temporary directories: no privileges, no
-//! real namespaces; what is tested is how directory changes become events.
+//! The watcher on plain files in temporary directories, in immediate mode
+//! (every file counts): no privileges, no real namespaces; what is tested
+//! is how directory changes become events.
 
 mod common;
 
@@ -7,10 +8,10 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use common::{changes, next, real_names, settle, temp_dir, touch, Replay};
-use netns_watch::{Config, Error, Event, Namespace, NamespaceWatcher};
+use netns_watch::{Config, Error, Event, Namespace, NamespaceWatcher, Readiness};
 
 fn config(dir: &std::path::Path) -> Config {
-    Config::with_dirs([dir])
+    Config::with_dirs([dir]).readiness(Readiness::Immediate)
 }
 
 #[tokio::test]
@@ -198,7 +199,7 @@ async fn one_directory_under_two_spellings_reports_both() {
     std::fs::create_dir_all(&real).unwrap();
     std::os::unix::fs::symlink(tmp.path().join("run"), tmp.path().join("var-run")).unwrap();
     let alias = tmp.path().join("var-run/netns");
-    let mut w = NamespaceWatcher::with_config(Config::with_dirs([&alias, &real]))
+    let mut w = NamespaceWatcher::with_config(Config::with_dirs([&alias, &real]).readiness(Readiness::Immediate))
         .await
         .unwrap();
 
@@ -300,7 +301,7 @@ async fn list_is_sorted_and_skips_subdirectories() {
         touch(tmp.path(), name);
     }
     std::fs::create_dir(tmp.path().join("sub")).unwrap();
-    let names: Vec<_> = NamespaceWatcher::list_dir(tmp.path())
+    let names: Vec<_> = NamespaceWatcher::list_with_config(&config(tmp.path()))
         .unwrap()
         .into_iter()
         .map(|n| n.name)

@@ -49,21 +49,25 @@ pub fn touch(dir: &Path, name: impl AsRef<OsStr>) -> PathBuf {
     path
 }
 
-/// Creates `dir/SENTINEL`, waits for it to be reported, deletes it, and
-/// returns every other event received until its deletion is reported.
+/// Makes `dir/SENTINEL`, waits for it to be reported, removes it, and
+/// returns every other event received until its removal is reported.
 ///
-/// Every change made in `dir` before the sentinel reaches the kernel's
-/// queue before the sentinel's own events (a rescan may report the
-/// sentinel early, but never a change after its deletion), so the result
-/// is everything those changes produced: an exact way to assert that
-/// nothing else was reported, without sleeping.
+/// Every change made in `dir` before the sentinel reaches the kernel
+/// before the sentinel's own events (a rescan may report the sentinel
+/// early, but never a change made after its removal), so the result is
+/// everything those changes produced: an exact way to assert that nothing
+/// else was reported, without sleeping.
+///
+/// In immediate mode the sentinel is a plain file; otherwise it is a
+/// namespace (the test's own, bind-mounted), which needs root.
 pub async fn settle(watcher: &mut NamespaceWatcher, dir: &Path) -> Vec<Event> {
     const SENTINEL: &str = ".sentinel";
-    let is_sentinel = |e: &Event| {
-        e.namespace()
-            .is_some_and(|n| n.name == SENTINEL && n.dir == dir)
-    };
+    let mounted = watcher.mount_source().is_some();
+    let is_sentinel = |e: &Event| e.namespace().is_some_and(|n| n.name == SENTINEL && n.dir == dir);
     let path = touch(dir, SENTINEL);
+    if mounted {
+        rustix::mount::mount_bind("/proc/thread-self/ns/net", &path).expect("bind-mount the sentinel namespace");
+    }
     let mut events = Vec::new();
     loop {
         let event = next(watcher).await;
@@ -71,6 +75,9 @@ pub async fn settle(watcher: &mut NamespaceWatcher, dir: &Path) -> Vec<Event> {
             break;
         }
         events.push(event);
+    }
+    if mounted {
+        rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH).expect("unmount the sentinel");
     }
     std::fs::remove_file(&path).unwrap();
     loop {
@@ -229,4 +236,50 @@ impl Drop for PrivateRun {
         }
         let _ = rustix::mount::unmount("/run", rustix::mount::UnmountFlags::DETACH);
     }
+}
+
+/// Runs `steps` on another thread while the watchers keep reading, as a
+/// watcher running beside the commands would, then settles each watcher
+/// (see [`settle`]) on its directory. Returns each watcher's events.
+///
+/// The thread is made from the current one, so it shares its private
+/// mount namespace (see [`PrivateRun`]).
+pub async fn during(watchers: &mut [(&mut NamespaceWatcher, &Path)], steps: impl FnOnce() + Send + 'static) -> Vec<Vec<Event>> {
+    use futures_util::StreamExt;
+
+    let (done_tx, mut done) = tokio::sync::oneshot::channel();
+    let worker = std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(steps));
+        let _ = done_tx.send(());
+        outcome
+    });
+
+    let mut events: Vec<Vec<Event>> = watchers.iter().map(|_| Vec::new()).collect();
+    {
+        let mut all = futures_util::stream::select_all(
+            watchers
+                .iter_mut()
+                .enumerate()
+                .map(|(i, (w, _))| (&mut **w).map(move |e| (i, e))),
+        );
+        let deadline = tokio::time::sleep(PATIENCE * 6);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut done => break,
+                _ = &mut deadline => panic!("the steps did not finish within {:?}", PATIENCE * 6),
+                Some((i, event)) = all.next() => {
+                    events[i].push(event.unwrap_or_else(|e| panic!("the watcher failed: {e}")));
+                }
+            }
+        }
+    }
+    if let Err(panic) = worker.join().expect("join the steps' thread") {
+        std::panic::resume_unwind(panic);
+    }
+    for (i, (w, dir)) in watchers.iter_mut().enumerate() {
+        let rest = settle(w, dir).await;
+        events[i].extend(rest);
+    }
+    events
 }
