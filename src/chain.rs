@@ -98,7 +98,12 @@ impl Chain {
     /// Each prefix is watched before the next one is looked up, so a
     /// component created meanwhile is either found here or reported by the
     /// watch just placed on its parent.
-    pub(crate) fn relink(&mut self, me: DirIndex, inotify: &Inotify, interests: &mut Interests) -> Relinked {
+    pub(crate) fn relink(
+        &mut self,
+        me: DirIndex,
+        inotify: &Inotify,
+        interests: &mut Interests,
+    ) -> Relinked {
         let mut wds = Vec::new();
         let mut failure = None;
         for prefix in &self.prefixes {

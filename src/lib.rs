@@ -39,10 +39,10 @@
 mod chain;
 mod config;
 mod error;
-mod probe;
 mod event;
 mod inotify;
 mod mounts;
+mod probe;
 mod reconciler;
 mod retry;
 mod scan;

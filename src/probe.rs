@@ -51,7 +51,10 @@ pub(crate) enum Probe {
     /// after an unmount, or a mount of another namespace type.
     Placeholder,
     /// A mounted network namespace, with the id of the mount showing it.
-    Namespace { identity: Identity, mount: Option<u64> },
+    Namespace {
+        identity: Identity,
+        mount: Option<u64>,
+    },
 }
 
 /// Checks what `path` is, holding no descriptor afterwards.
@@ -75,7 +78,11 @@ pub(crate) fn probe(path: &Path) -> io::Result<Probe> {
 
     // It is nsfs: open it for real to ask which namespace it is, and check
     // again on that descriptor in case the mount changed meanwhile.
-    let real = match open(path, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty()) {
+    let real = match open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(Errno::NOENT | Errno::NOTDIR) => return Ok(Probe::Missing),
         Err(errno) => return Err(errno.into()),
@@ -94,9 +101,25 @@ pub(crate) fn probe(path: &Path) -> io::Result<Probe> {
     })
 }
 
+impl Identity {
+    /// Returns the identity of the network namespace the calling thread is
+    /// in, to tell which names point to it (`ip netns attach NAME PID`).
+    ///
+    /// # Errors
+    ///
+    /// Fails if `/proc` is not mounted.
+    pub fn of_current_thread() -> io::Result<Identity> {
+        own_identity()
+    }
+}
+
 /// Returns the identity of the network namespace the calling thread is in.
-pub(crate) fn own_identity() -> io::Result<Identity> {
-    let fd = open("/proc/thread-self/ns/net", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+fn own_identity() -> io::Result<Identity> {
+    let fd = open(
+        "/proc/thread-self/ns/net",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let stat = fstat(&fd)?;
     Ok(Identity {
         id: ns_id(&fd),
@@ -160,7 +183,10 @@ mod tests {
         // /proc/self/ns/net is a symbolic link into nsfs; followed, it is
         // the namespace itself.
         let via_proc = probe(Path::new("/proc/thread-self/ns/net")).unwrap();
-        assert_eq!(via_proc, Probe::Placeholder, "a symbolic link is not followed");
+        assert_eq!(
+            via_proc,
+            Probe::Placeholder,
+            "a symbolic link is not followed"
+        );
     }
 }
-

@@ -102,7 +102,9 @@ impl Reconciler {
         self.dirs[dir]
             .entries
             .iter()
-            .filter_map(move |(name, kind)| Some(self.namespace(dir, name.clone(), kind.identity()?)))
+            .filter_map(move |(name, kind)| {
+                Some(self.namespace(dir, name.clone(), kind.identity()?))
+            })
     }
 
     /// Returns the entry's current kind, if the name is present.
@@ -140,7 +142,11 @@ impl Reconciler {
     }
 
     fn vanished(&mut self, dir: DirIndex, name: OsString, out: &mut impl Extend<Event>) {
-        if let Some(identity) = self.dirs[dir].entries.remove(&name).and_then(EntryKind::identity) {
+        if let Some(identity) = self.dirs[dir]
+            .entries
+            .remove(&name)
+            .and_then(EntryKind::identity)
+        {
             out.extend([Event::Deleted(self.namespace(dir, name, identity))]);
         }
     }

@@ -46,7 +46,8 @@ impl Retries {
         }
         let at = Instant::now() + Duration::from_millis(1 << attempt);
         self.seq += 1;
-        self.queue.insert((at, self.seq), Due { dir, name, attempt });
+        self.queue
+            .insert((at, self.seq), Due { dir, name, attempt });
     }
 
     /// Returns the checks whose time has come, arming the timer for the
@@ -62,7 +63,9 @@ impl Retries {
         }
         match self.queue.keys().next() {
             Some(&(at, _)) => {
-                let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
                 timer.as_mut().reset(at);
                 if timer.as_mut().poll(cx).is_ready() && due.is_empty() {
                     // The deadline passed between the two reads of the

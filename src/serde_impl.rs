@@ -40,7 +40,9 @@ pub(crate) fn namespace_fields<M: SerializeMap>(
 ) -> Result<(), M::Error> {
     bytes_field(map, "name", ns.name.as_bytes())?;
     bytes_field(map, "dir", ns.dir.as_os_str().as_bytes())?;
-    bytes_field(map, "path", ns.path().as_os_str().as_bytes())
+    bytes_field(map, "path", ns.path().as_os_str().as_bytes())?;
+    map.serialize_entry("id", &ns.identity.and_then(|i| i.id))?;
+    map.serialize_entry("inode", &ns.identity.map(|i| i.inode))
 }
 
 /// Writes the fields of `event` (starting with `event`) into an open map.
@@ -96,6 +98,21 @@ mod tests {
         assert_eq!(json["name"], "n\u{fffd}");
         assert_eq!(json["name_hex"], "6eff");
         assert_eq!(json["path_hex"], hex(b"/run/netns/n\xff"));
+    }
+
+    #[test]
+    fn identity_fields_are_null_when_unknown() {
+        let mut ns = Namespace::new("/d", "x");
+        let json = serde_json::to_value(&ns).unwrap();
+        assert!(json["id"].is_null() && json["inode"].is_null());
+        ns.identity = Some(crate::Identity {
+            id: Some(4131),
+            inode: 4026532174,
+            dev: 4,
+        });
+        let json = serde_json::to_value(&ns).unwrap();
+        assert_eq!(json["id"], 4131);
+        assert_eq!(json["inode"], 4026532174u64);
     }
 
     #[test]

@@ -194,7 +194,9 @@ impl NamespaceWatcher {
     /// example in `tokio::select!`), no event is lost, and the next call
     /// returns it.
     pub async fn recv(&mut self) -> Result<Option<Event>> {
-        std::future::poll_fn(|cx| self.poll_event(cx)).await.transpose()
+        std::future::poll_fn(|cx| self.poll_event(cx))
+            .await
+            .transpose()
     }
 
     /// Turns the watcher into a [`Stream`] of events.
@@ -211,22 +213,26 @@ impl NamespaceWatcher {
                 reason: "no directory to watch was given",
             });
         }
-        let chains = config.dirs().iter().map(|d| Chain::new(d)).collect::<Result<Vec<_>>>()?;
+        let chains = config
+            .dirs()
+            .iter()
+            .map(|d| Chain::new(d))
+            .collect::<Result<Vec<_>>>()?;
         let inotify = Inotify::new()?;
         // Mounts are followed before anything is listed, so no mount falls
         // between the first listing and the first mount event.
         let mounts = match (config.readiness_mode(), config.forced_mount_source()) {
             (Readiness::Immediate, _) => None,
-            (Readiness::Mounted, Some(source)) => {
-                Some(MountWatch::start(source).map_err(|source_err| Error::MountSource {
+            (Readiness::Mounted, Some(source)) => Some(MountWatch::start(source).map_err(
+                |source_err| Error::MountSource {
                     source_name: source.name(),
                     source: source_err,
-                })?)
-            }
+                },
+            )?),
             (Readiness::Mounted, None) => Some(MountWatch::start_best()),
         };
         match &mounts {
-            Some(m) => tracing::info!(source = %m.source(), "following mounts"),
+            Some(m) => tracing::info!("following mounts with {}", m.source()),
             None => tracing::info!("immediate mode: names are reported when their file appears"),
         }
         let mut watcher = Self {
@@ -344,7 +350,11 @@ impl NamespaceWatcher {
             let own = interest.level == chain.own_level();
             match &signal {
                 Signal::Added { name, is_dir } if own => {
-                    let kind = if *is_dir { Some(EntryKind::Ignored) } else { None };
+                    let kind = if *is_dir {
+                        Some(EntryKind::Ignored)
+                    } else {
+                        None
+                    };
                     self.observe(dir, (*name).clone(), kind, 0);
                 }
                 Signal::Removed { name } if own => {
@@ -354,7 +364,9 @@ impl NamespaceWatcher {
                     };
                     self.apply(fact);
                 }
-                Signal::Added { name, .. } | Signal::Removed { name } if chain.child(interest.level) == Some(*name) => {
+                Signal::Added { name, .. } | Signal::Removed { name }
+                    if chain.child(interest.level) == Some(*name) =>
+                {
                     tracing::debug!(dir = %chain.path().display(), "path changed; rescanning");
                     self.resync_or_report(dir);
                 }
@@ -477,7 +489,8 @@ impl NamespaceWatcher {
             Probe::Placeholder => Some(EntryKind::Placeholder),
             Probe::Namespace { identity, mount } => {
                 if let Some(id) = mount {
-                    self.mount_owners.insert(id, MountOwner::Entry(dir, name.clone()));
+                    self.mount_owners
+                        .insert(id, MountOwner::Entry(dir, name.clone()));
                 }
                 Some(EntryKind::Namespace(Some(identity)))
             }
@@ -508,7 +521,10 @@ impl NamespaceWatcher {
         }
         let entries = if relinked.present {
             let path = self.chains[dir].path().to_path_buf();
-            if let Some(id) = std::fs::File::open(&path).ok().and_then(crate::probe::mount_id) {
+            if let Some(id) = std::fs::File::open(&path)
+                .ok()
+                .and_then(crate::probe::mount_id)
+            {
                 self.mount_owners.insert(id, MountOwner::Dir(dir));
             }
             match scan::list(&path) {
@@ -523,10 +539,18 @@ impl NamespaceWatcher {
         relinked.failure.map_or(Ok(()), Err)
     }
 
-    fn classify_all(&mut self, dir: DirIndex, found: Vec<(OsString, bool)>) -> Result<Vec<(OsString, EntryKind)>> {
+    fn classify_all(
+        &mut self,
+        dir: DirIndex,
+        found: Vec<(OsString, bool)>,
+    ) -> Result<Vec<(OsString, EntryKind)>> {
         let mut entries = Vec::with_capacity(found.len());
         for (name, is_dir) in found {
-            let kind = if is_dir { Some(EntryKind::Ignored) } else { self.classify(dir, &name)? };
+            let kind = if is_dir {
+                Some(EntryKind::Ignored)
+            } else {
+                self.classify(dir, &name)?
+            };
             if let Some(kind) = kind {
                 if kind == EntryKind::Placeholder
                     && matches!(self.mounts, Some(MountWatch::Poll))
@@ -573,7 +597,9 @@ fn start_error(configured: PathBuf, abs: &Path) -> Error {
     match std::fs::metadata(abs) {
         Ok(meta) if !meta.is_dir() => Error::NotADirectory { path: configured },
         Ok(_) => Error::PermissionDenied { path: configured },
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Error::NotFound { path: configured },
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Error::NotFound { path: configured }
+        }
         Err(err) => Error::from_path(configured, err),
     }
 }

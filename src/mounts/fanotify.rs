@@ -57,7 +57,13 @@ impl Fanotify {
         // SAFETY: both descriptors are open; a null path means "the
         // object `ns` refers to".
         let marked = unsafe {
-            libc::fanotify_mark(fd.as_raw_fd(), FAN_MARK_ADD | FAN_MARK_MNTNS, mask, ns.as_raw_fd(), std::ptr::null())
+            libc::fanotify_mark(
+                fd.as_raw_fd(),
+                FAN_MARK_ADD | FAN_MARK_MNTNS,
+                mask,
+                ns.as_raw_fd(),
+                std::ptr::null(),
+            )
         };
         if marked < 0 {
             return Err(io::Error::last_os_error());
@@ -72,7 +78,11 @@ impl Fanotify {
     }
 
     /// Reads one batch of mount changes into `out`.
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut Vec<MountChange>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<MountChange>,
+    ) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let buf = &mut self.buf;
@@ -113,7 +123,11 @@ pub(crate) fn parse(mut buf: &[u8], out: &mut Vec<MountChange>) {
             return;
         };
         let meta_len = usize::from(meta_len);
-        if event_len < METADATA_LEN || event_len > buf.len() || meta_len < METADATA_LEN || meta_len > event_len {
+        if event_len < METADATA_LEN
+            || event_len > buf.len()
+            || meta_len < METADATA_LEN
+            || meta_len > event_len
+        {
             out.push(MountChange::Unknown);
             return;
         }
@@ -280,7 +294,10 @@ mod tests {
 
     #[test]
     fn overflow_is_reported() {
-        assert_eq!(parsed(&record(FAN_Q_OVERFLOW, &[])), [MountChange::Overflow]);
+        assert_eq!(
+            parsed(&record(FAN_Q_OVERFLOW, &[])),
+            [MountChange::Overflow]
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub enum MountSource {
 
 impl MountSource {
     /// The sources in order of preference.
-    pub const ALL: [MountSource; 3] = [MountSource::Fanotify, MountSource::Mountinfo, MountSource::Poll];
+    pub const ALL: [MountSource; 3] = [
+        MountSource::Fanotify,
+        MountSource::Mountinfo,
+        MountSource::Poll,
+    ];
 
     /// Returns the lowercase name used on the command line and in logs.
     pub fn name(self) -> &'static str {
@@ -116,7 +120,11 @@ impl MountWatch {
     }
 
     /// Reads the next batch of changes; never ready for [`MountWatch::Poll`].
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut Vec<MountChange>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<MountChange>,
+    ) -> Poll<io::Result<()>> {
         match self {
             MountWatch::Fanotify(f) => f.poll_read(cx, out),
             MountWatch::Mountinfo(m) => m.poll_read(cx, out),

@@ -48,7 +48,11 @@ impl MountInfo {
     }
 
     /// Waits for the mount table to change, then reports what changed.
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut Vec<MountChange>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<MountChange>,
+    ) -> Poll<io::Result<()>> {
         let mut guard = ready!(self.file.poll_read_ready(cx))?;
         guard.clear_ready();
         drop(guard);

@@ -1,8 +1,10 @@
 //! The command line, as clap reads it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use netns_watch::MountSource;
 
 /// Tells exactly and promptly when Linux network namespaces appear and
 /// disappear.
@@ -20,20 +22,31 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Print the namespaces present now, one per line.
+    /// Print the namespaces present now, one per line, with their identity.
     List {
         #[command(flatten)]
         dirs: Dirs,
 
-        /// Print JSON Lines (one object per namespace) instead of names.
+        /// Print JSON Lines (one object per namespace).
         #[arg(long)]
         json: bool,
+
+        /// Print only the names, one per line (like `ip netns list`).
+        #[arg(long, conflicts_with = "json")]
+        names: bool,
+
+        /// List every file, mounted or not, and read no identity.
+        #[arg(long)]
+        immediate: bool,
     },
 
     /// Report namespaces as they appear and disappear, until interrupted.
     Watch {
         #[command(flatten)]
         dirs: Dirs,
+
+        #[command(flatten)]
+        mode: Mode,
 
         /// How to print events.
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -47,6 +60,26 @@ pub(crate) enum Command {
         #[arg(long)]
         directory_events: bool,
     },
+
+    /// Wait until every NAME is a usable namespace (at once if already).
+    ///
+    /// Exits 0 when all are, 124 when the timeout expires first. Names are
+    /// matched exactly.
+    Wait {
+        /// Names of namespaces to wait for.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<std::ffi::OsString>,
+
+        #[command(flatten)]
+        dirs: Dirs,
+
+        #[command(flatten)]
+        mode: Mode,
+
+        /// Give up after this many seconds (fractions allowed).
+        #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+        timeout: Option<Duration>,
+    },
 }
 
 /// The directories to look at.
@@ -57,13 +90,38 @@ pub(crate) struct Dirs {
     pub(crate) dirs: Vec<PathBuf>,
 }
 
+/// When a name counts, and how mounts are followed.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Mode {
+    /// Report a name as soon as its file appears, as `ip netns monitor`
+    /// does (before the namespace is mounted, and for placeholders too).
+    #[arg(long)]
+    pub(crate) immediate: bool,
+
+    /// How to follow mounts (default: the best that works here).
+    #[arg(long, value_name = "SOURCE", value_parser = parse_source, conflicts_with = "immediate")]
+    pub(crate) mount_source: Option<MountSource>,
+}
+
 /// Output formats of `watch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    /// For people: a timestamp, the event, the name and its directory.
+    /// For people: a timestamp, the event, the name, its directory and id.
     Text,
     /// Exactly the lines of `ip netns monitor`: `add NAME` and `delete NAME`.
     Ip,
     /// JSON Lines: one object per event.
     Json,
+}
+
+fn parse_source(text: &str) -> Result<MountSource, String> {
+    text.parse()
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text:?} is not a usable number of seconds"))
 }

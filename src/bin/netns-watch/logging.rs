@@ -21,6 +21,7 @@ pub(crate) fn init(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .event_format(Prefixed)
         .init();
 }

@@ -104,8 +104,9 @@ fn text_line(record: &Record<'_>) -> String {
     };
     match record.event {
         Event::Created(ns) | Event::Deleted(ns) => {
+            let identity = ns.identity.map(identity_text).unwrap_or_default();
             format!(
-                "{time}  {kind:<17}  {}  {}",
+                "{time}  {kind:<17}  {}  {}{identity}",
                 escape(&ns.name),
                 escape(ns.dir.as_os_str())
             )
@@ -117,13 +118,53 @@ fn text_line(record: &Record<'_>) -> String {
     }
 }
 
-/// Writes one `list` entry: its escaped name, or a JSON object.
-pub(crate) fn write_entry(out: &mut impl Write, json: bool, ns: &Namespace) -> io::Result<()> {
+/// One `list` entry: a namespace, the other names of the same namespace,
+/// and whether it is the one `netns-watch` itself runs in.
+#[derive(Serialize)]
+pub(crate) struct Listed<'a> {
+    #[serde(flatten)]
+    pub(crate) ns: &'a Namespace,
+    pub(crate) aliases: Vec<&'a Namespace>,
+    pub(crate) own: bool,
+}
+
+/// Writes one `list` entry: a JSON object, the escaped name alone, or the
+/// name with its identity and notes.
+pub(crate) fn write_entry(
+    out: &mut impl Write,
+    json: bool,
+    names_only: bool,
+    entry: &Listed<'_>,
+) -> io::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, ns)?;
-        out.write_all(b"\n")
-    } else {
-        writeln!(out, "{}", escape(&ns.name))
+        serde_json::to_writer(&mut *out, entry)?;
+        return out.write_all(b"\n");
+    }
+    let mut line = escape(&entry.ns.name);
+    if !names_only {
+        if let Some(identity) = entry.ns.identity {
+            line.push_str(&identity_text(identity));
+        }
+        if !entry.aliases.is_empty() {
+            let aliases: Vec<String> = entry
+                .aliases
+                .iter()
+                .map(|a| escape(&a.name).replace(',', "\\x2c"))
+                .collect();
+            let _ = write!(line, "  aliases={}", aliases.join(","));
+        }
+        if entry.own {
+            line.push_str("  own");
+        }
+    }
+    writeln!(out, "{line}")
+}
+
+/// `  id=N inode=N` (`id=-` when the kernel cannot tell the id).
+fn identity_text(identity: netns_watch::Identity) -> String {
+    match identity.id {
+        Some(id) => format!("  id={id} inode={}", identity.inode),
+        None => format!("  id=- inode={}", identity.inode),
     }
 }
 
