@@ -144,7 +144,10 @@ async fn c09_var_run_and_run() {
     let mut via_deep = watcher_on(deep).await;
 
     let events = during(
-        &mut [(&mut via_var, Path::new("/var/run/netns")), (&mut via_run, Path::new(RUN_NETNS))],
+        &mut [
+            (&mut via_var, Path::new("/var/run/netns")),
+            (&mut via_run, Path::new(RUN_NETNS)),
+        ],
         || {
             ip(&["netns", "add", &format!("{P}a")]);
             ip(&["netns", "add", &format!("{P}b")]);

@@ -199,9 +199,11 @@ async fn one_directory_under_two_spellings_reports_both() {
     std::fs::create_dir_all(&real).unwrap();
     std::os::unix::fs::symlink(tmp.path().join("run"), tmp.path().join("var-run")).unwrap();
     let alias = tmp.path().join("var-run/netns");
-    let mut w = NamespaceWatcher::with_config(Config::with_dirs([&alias, &real]).readiness(Readiness::Immediate))
-        .await
-        .unwrap();
+    let mut w = NamespaceWatcher::with_config(
+        Config::with_dirs([&alias, &real]).readiness(Readiness::Immediate),
+    )
+    .await
+    .unwrap();
 
     touch(&real, "x");
     let mut got = vec![next(&mut w).await, next(&mut w).await];

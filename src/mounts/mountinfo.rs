@@ -1,4 +1,4 @@
-//! Mount changes from `/proc/self/mountinfo`, for when fanotify mount
+//! Mount changes from `/proc/thread-self/mountinfo`, for when fanotify mount
 //! events are not available (no CAP_SYS_ADMIN, or Linux before 6.15).
 //!
 //! proc(5): the file polls with POLLPRI (and POLLERR) whenever the mount
@@ -33,7 +33,7 @@ pub(crate) struct MountInfo {
 impl MountInfo {
     /// Opens the mount table and takes its first reading.
     pub(crate) fn new() -> io::Result<Self> {
-        let file = File::open("/proc/self/mountinfo")?;
+        let file = File::open("/proc/thread-self/mountinfo")?;
         // Only POLLPRI means "changed": the file is always readable, so
         // asking for readability would wake the process for nothing.
         // SAFETY: the `File` moves into the `AsyncFd`, which owns it.

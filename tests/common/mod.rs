@@ -63,10 +63,14 @@ pub fn touch(dir: &Path, name: impl AsRef<OsStr>) -> PathBuf {
 pub async fn settle(watcher: &mut NamespaceWatcher, dir: &Path) -> Vec<Event> {
     const SENTINEL: &str = ".sentinel";
     let mounted = watcher.mount_source().is_some();
-    let is_sentinel = |e: &Event| e.namespace().is_some_and(|n| n.name == SENTINEL && n.dir == dir);
+    let is_sentinel = |e: &Event| {
+        e.namespace()
+            .is_some_and(|n| n.name == SENTINEL && n.dir == dir)
+    };
     let path = touch(dir, SENTINEL);
     if mounted {
-        rustix::mount::mount_bind("/proc/thread-self/ns/net", &path).expect("bind-mount the sentinel namespace");
+        rustix::mount::mount_bind("/proc/thread-self/ns/net", &path)
+            .expect("bind-mount the sentinel namespace");
     }
     let mut events = Vec::new();
     loop {
@@ -77,7 +81,8 @@ pub async fn settle(watcher: &mut NamespaceWatcher, dir: &Path) -> Vec<Event> {
         events.push(event);
     }
     if mounted {
-        rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH).expect("unmount the sentinel");
+        rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH)
+            .expect("unmount the sentinel");
     }
     std::fs::remove_file(&path).unwrap();
     loop {
@@ -244,7 +249,10 @@ impl Drop for PrivateRun {
 ///
 /// The thread is made from the current one, so it shares its private
 /// mount namespace (see [`PrivateRun`]).
-pub async fn during(watchers: &mut [(&mut NamespaceWatcher, &Path)], steps: impl FnOnce() + Send + 'static) -> Vec<Vec<Event>> {
+pub async fn during(
+    watchers: &mut [(&mut NamespaceWatcher, &Path)],
+    steps: impl FnOnce() + Send + 'static,
+) -> Vec<Vec<Event>> {
     use futures_util::StreamExt;
 
     let (done_tx, mut done) = tokio::sync::oneshot::channel();
@@ -282,4 +290,17 @@ pub async fn during(watchers: &mut [(&mut NamespaceWatcher, &Path)], steps: impl
         events[i].extend(rest);
     }
     events
+}
+
+/// Checks `condition` until it holds, for at most [`PATIENCE`]; for effects
+/// the kernel completes in the background. Returns whether it held.
+pub fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < PATIENCE {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
 }
