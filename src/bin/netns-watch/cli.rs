@@ -41,12 +41,24 @@ pub(crate) enum Command {
     },
 
     /// Report namespaces as they appear and disappear, until interrupted.
+    ///
+    /// With --exec or --exec-in, also run a command for each event. The
+    /// event reaches the command in its environment (NETNS_EVENT,
+    /// NETNS_NAME, NETNS_DIR, NETNS_PATH, NETNS_ID, NETNS_INODE,
+    /// NETNS_INITIAL), never inside a command line, so no name can inject
+    /// anything. Hook output goes to stderr.
     Watch {
         #[command(flatten)]
         dirs: Dirs,
 
         #[command(flatten)]
         mode: Mode,
+
+        #[command(flatten)]
+        filter: Filter,
+
+        #[command(flatten)]
+        hooks: HookArgs,
 
         /// How to print events.
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -60,6 +72,16 @@ pub(crate) enum Command {
         #[arg(long)]
         directory_events: bool,
     },
+
+    /// Print shell completions for SHELL.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff).
+    Manpage,
 
     /// Wait until every NAME is a usable namespace (at once if already).
     ///
@@ -85,9 +107,73 @@ pub(crate) enum Command {
 /// The directories to look at.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Dirs {
-    /// Directory of namespace files; repeat to watch several.
-    #[arg(long = "dir", value_name = "DIR", default_value = netns_watch::IPROUTE2_DIR)]
+    /// Directory of namespace files; repeat to watch several (default:
+    /// /var/run/netns, unless --runtime is given).
+    #[arg(long = "dir", value_name = "DIR")]
     pub(crate) dirs: Vec<PathBuf>,
+
+    /// Also watch where RUNTIME keeps its namespaces; repeatable.
+    #[arg(long = "runtime", value_name = "RUNTIME", value_enum)]
+    pub(crate) runtimes: Vec<Runtime>,
+}
+
+/// Container runtimes and tools, by where they name network namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Runtime {
+    /// `ip netns`: /var/run/netns.
+    Iproute2,
+    /// Docker: /var/run/docker/netns.
+    Docker,
+    /// containerd and other CNI users (through the CNI netns helpers):
+    /// /var/run/netns.
+    Containerd,
+    /// CRI-O: /var/run/netns.
+    CriO,
+    /// Podman run as root (netavark): /run/netns.
+    Podman,
+    /// Podman without root: $XDG_RUNTIME_DIR/netns.
+    PodmanRootless,
+}
+
+/// Which names to report.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Filter {
+    /// Report only names matching GLOB (the whole name: `blue*` matches
+    /// `blue2`, `blue` does not); repeatable.
+    #[arg(long = "match", value_name = "GLOB")]
+    pub(crate) matches: Vec<String>,
+
+    /// Do not report names matching GLOB; repeatable, wins over --match.
+    #[arg(long = "ignore", value_name = "GLOB")]
+    pub(crate) ignores: Vec<String>,
+}
+
+/// A command to run for each event.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HookArgs {
+    /// Run CMD [ARG]... for each event (it takes the rest of the command
+    /// line, or give the command after `--`).
+    #[arg(long, value_name = "CMD", num_args = 0.., allow_hyphen_values = true, conflicts_with = "exec_in")]
+    pub(crate) exec: Option<Vec<std::ffi::OsString>>,
+
+    /// Run CMD [ARG]... inside each created namespace (its network
+    /// namespace entered, as with `ip netns exec`; the namespace the event
+    /// named, or not at all if the name was re-bound meanwhile).
+    #[arg(long, value_name = "CMD", num_args = 0.., allow_hyphen_values = true)]
+    pub(crate) exec_in: Option<Vec<std::ffi::OsString>>,
+
+    /// The command of --exec or --exec-in, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub(crate) command: Vec<std::ffi::OsString>,
+
+    /// Hooks running at once, for different namespaces (those for one
+    /// namespace always run one after the other, in event order).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) jobs: u16,
+
+    /// Kill a hook (and its process group) still running after SECS.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub(crate) hook_timeout: Option<Duration>,
 }
 
 /// When a name counts, and how mounts are followed.

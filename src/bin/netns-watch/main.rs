@@ -1,6 +1,8 @@
 //! `netns-watch`: list, watch and wait for Linux named network namespaces.
 
 mod cli;
+mod filter;
+mod hooks;
 mod logging;
 mod output;
 
@@ -15,7 +17,9 @@ use clap::Parser;
 use netns_watch::{Config, Event, Identity, NamespaceWatcher, Readiness};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::cli::{Cli, Command, Dirs, Format, Mode};
+use crate::cli::{Cli, Command, Dirs, Format, HookArgs, Mode, Runtime};
+use crate::filter::NameFilter;
+use crate::hooks::{HookSpec, Hooks, Place};
 use crate::output::{Listed, Record};
 
 /// A failure that ends the program, printed as one line on stderr.
@@ -38,19 +42,32 @@ fn main() -> ExitCode {
         Command::Watch {
             dirs,
             mode,
+            filter,
+            hooks,
             format,
             initial,
             directory_events,
-        } => {
-            let config = config(&dirs, &mode).emit_directory_events(directory_events);
-            block_on(watch(config, format, initial))
+        } => (|| {
+            let config = config(&dirs, &mode)?.emit_directory_events(directory_events);
+            let filter = NameFilter::new(&filter.matches, &filter.ignores)?;
+            let hooks = hook_spec(hooks)?;
+            block_on(watch(config, format, initial, filter, hooks))
+        })(),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "netns-watch", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Manpage => clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+            .render(&mut io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Failure::from),
         Command::Wait {
             names,
             dirs,
             mode,
             timeout,
-        } => block_on(wait(config(&dirs, &mode), names, timeout)),
+        } => config(&dirs, &mode).and_then(|config| block_on(wait(config, names, timeout))),
     };
     match result {
         Ok(code) => code,
@@ -77,15 +94,70 @@ fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-fn config(dirs: &Dirs, mode: &Mode) -> Config {
-    let mut config = Config::with_dirs(dirs.dirs.iter().cloned());
+/// The directories given with --dir and --runtime, each once, in order;
+/// /var/run/netns when none is given.
+fn directories(dirs: &Dirs) -> Result<Vec<PathBuf>, Failure> {
+    let mut all: Vec<PathBuf> = dirs.dirs.clone();
+    for runtime in &dirs.runtimes {
+        all.push(match runtime {
+            Runtime::Iproute2 | Runtime::Containerd | Runtime::CriO => PathBuf::from(netns_watch::IPROUTE2_DIR),
+            Runtime::Docker => PathBuf::from("/var/run/docker/netns"),
+            Runtime::Podman => PathBuf::from("/run/netns"),
+            Runtime::PodmanRootless => match std::env::var_os("XDG_RUNTIME_DIR") {
+                Some(base) => PathBuf::from(base).join("netns"),
+                None => return Err("--runtime podman-rootless: XDG_RUNTIME_DIR is not set (run as the user who runs podman)".into()),
+            },
+        });
+    }
+    if all.is_empty() {
+        all.push(PathBuf::from(netns_watch::IPROUTE2_DIR));
+    }
+    let mut seen = BTreeSet::new();
+    all.retain(|dir| seen.insert(dir.clone()));
+    Ok(all)
+}
+
+fn config(dirs: &Dirs, mode: &Mode) -> Result<Config, Failure> {
+    let mut config = Config::with_dirs(directories(dirs)?);
     if mode.immediate {
         config = config.readiness(Readiness::Immediate);
     }
     if let Some(source) = mode.mount_source {
         config = config.mount_source(source);
     }
-    config
+    Ok(config)
+}
+
+fn hook_spec(args: HookArgs) -> Result<Option<HookSpec>, Failure> {
+    let (place, inline) = match (args.exec, args.exec_in) {
+        (Some(cmd), None) => (Place::Here, cmd),
+        (None, Some(cmd)) => (Place::InNamespace, cmd),
+        (None, None) if args.command.is_empty() => return Ok(None),
+        (None, None) => {
+            return Err("a command after `--` needs --exec or --exec-in before it".into())
+        }
+        (Some(_), Some(_)) => return Err("give --exec or --exec-in, not both".into()),
+    };
+    let mut words = if inline.is_empty() {
+        args.command
+    } else {
+        inline
+    };
+    // `--exec -- CMD` reaches here with the `--` still in front.
+    if words.first().is_some_and(|w| w == "--") {
+        words.remove(0);
+    }
+    if words.is_empty() {
+        return Err("--exec and --exec-in need a command (CMD [ARG]..., or after `--`)".into());
+    }
+    let program = words.remove(0);
+    Ok(Some(HookSpec {
+        place,
+        program,
+        args: words,
+        jobs: usize::from(args.jobs),
+        timeout: args.hook_timeout,
+    }))
 }
 
 fn list(dirs: &Dirs, json: bool, names_only: bool, immediate: bool) -> Result<ExitCode, Failure> {
@@ -94,7 +166,7 @@ fn list(dirs: &Dirs, json: bool, names_only: bool, immediate: bool) -> Result<Ex
     } else {
         Readiness::Mounted
     };
-    let config = Config::with_dirs(dirs.dirs.iter().cloned()).readiness(readiness);
+    let config = Config::with_dirs(directories(dirs)?).readiness(readiness);
     let found = NamespaceWatcher::list_with_config(&config)?;
     let own = Identity::of_current_thread()
         .map_err(|err| tracing::warn!("cannot read this process's own namespace: {err}"))
@@ -139,31 +211,64 @@ impl Stop {
     }
 }
 
-async fn watch(config: Config, format: Format, initial: bool) -> Result<ExitCode, Failure> {
+async fn watch(
+    config: Config,
+    format: Format,
+    initial: bool,
+    filter: NameFilter,
+    hooks: Option<HookSpec>,
+) -> Result<ExitCode, Failure> {
     let mut stop = Stop::new()?;
     let (present, mut watcher) = NamespaceWatcher::list_and_watch_with_config(config).await?;
     if !watcher.is_watching() {
         tracing::info!("waiting for a watched directory to appear");
     }
+    let mut hooks = hooks.map(Hooks::new);
     let out = io::stdout();
+    let report = |event: &Event, initial: bool, hooks: &mut Option<Hooks>| -> io::Result<()> {
+        if !filter.admits(event) {
+            return Ok(());
+        }
+        emit(&out, format, event, initial)?;
+        if let Some(hooks) = hooks {
+            hooks.submit(event, initial);
+        }
+        Ok(())
+    };
     if initial {
         for ns in present {
-            emit(&out, format, &Event::Created(ns), true)?;
+            report(&Event::Created(ns), true, &mut hooks)?;
         }
     }
 
-    loop {
+    let result = loop {
+        let hooks_busy = hooks.as_ref().is_some_and(|h| !h.is_idle());
         tokio::select! {
-            _ = stop.recv() => return Ok(ExitCode::SUCCESS),
+            _ = stop.recv() => break Ok(ExitCode::SUCCESS),
+            _ = async {
+                if let Some(hooks) = hooks.as_mut() {
+                    hooks.next_done().await;
+                }
+            }, if hooks_busy => {}
             next = watcher.recv() => match next {
-                Ok(Some(event)) => emit(&out, format, &event, false)?,
-                Ok(None) => return Ok(ExitCode::SUCCESS),
-                Err(err @ netns_watch::Error::Inotify { .. }) => return Err(err.into()),
+                Ok(Some(event)) => {
+                    if let Err(err) = report(&event, false, &mut hooks) {
+                        break Err(err.into());
+                    }
+                }
+                Ok(None) => break Ok(ExitCode::SUCCESS),
+                Err(err @ netns_watch::Error::Inotify { .. }) => break Err(err.into()),
                 // The watcher recovers from the rest; make sure it is seen.
                 Err(err) => tracing::warn!("{err}"),
             },
         }
+    };
+    // Stop taking events; let running hooks end (up to their timeout).
+    drop(watcher);
+    if let Some(hooks) = hooks {
+        hooks.shutdown().await;
     }
+    result
 }
 
 /// Writes one event, whole and flushed, under the stdout lock.
