@@ -466,26 +466,38 @@ fn unprivileged_it_falls_back_to_mountinfo() {
     set_up_dir();
     // As `nobody`: no CAP_SYS_ADMIN, so no fanotify mount events.
     let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
         .arg(env!("CARGO_BIN_EXE_netns-watch"))
         .args(["watch", "-v", "--format", "json", "--dir", RUN_NETNS])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run setpriv (util-linux)");
-    let guard = common::KillOnDrop(child.id());
 
     let (lines, received) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     let stdout = child.stdout.take().unwrap();
+    let guard = common::KillOnDrop(child);
     let to_err = lines.clone();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = to_err.send(("stderr", line));
         }
     });
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = lines.send(("stdout", line));
         }
     });
@@ -493,7 +505,10 @@ fn unprivileged_it_falls_back_to_mountinfo() {
         match received.recv_timeout(common::PATIENCE) {
             Ok((s, line)) if s == stream && line.contains(needle) => return line,
             Ok(_) => continue,
-            Err(_) => panic!("no {stream} line containing {needle:?} within {:?}", common::PATIENCE),
+            Err(_) => panic!(
+                "no {stream} line containing {needle:?} within {:?}",
+                common::PATIENCE
+            ),
         }
     };
 
@@ -502,7 +517,9 @@ fn unprivileged_it_falls_back_to_mountinfo() {
     let line = expect("stdout", "\"created\"");
     let record: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(record["name"], format!("{P}unpriv"));
-    let inode = std::fs::metadata(dir().join(format!("{P}unpriv"))).unwrap().ino();
+    let inode = std::fs::metadata(dir().join(format!("{P}unpriv")))
+        .unwrap()
+        .ino();
     assert_eq!(record["inode"], inode);
     drop(guard);
 }

@@ -305,14 +305,13 @@ pub fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
-/// Kills a child process (by its PID) when dropped, so that a failing test
-/// leaves no process behind.
-pub struct KillOnDrop(pub u32);
+/// Kills a child process (by its PID) and reaps it when dropped, so that a
+/// failing test leaves no process behind.
+pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.0 as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
