@@ -458,68 +458,19 @@ async fn c06_queue_overflow_with_real_namespaces() {
 
 #[test]
 fn unprivileged_it_falls_back_to_mountinfo() {
-    use std::io::BufRead;
-    use std::process::Stdio;
-    use std::sync::mpsc;
+    use common::{Out, Running};
 
     let _run = PrivateRun::new();
     set_up_dir();
     // As `nobody`: no CAP_SYS_ADMIN, so no fanotify mount events.
-    let mut child = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--",
-        ])
-        .arg(env!("CARGO_BIN_EXE_netns-watch"))
-        .args(["watch", "-v", "--format", "json", "--dir", RUN_NETNS])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run setpriv (util-linux)");
+    let setpriv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"];
+    let mut cli = Running::start(&setpriv, &["watch", "-v", "--format", "json", "--dir", RUN_NETNS], None);
 
-    let (lines, received) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let guard = common::KillOnDrop(child);
-    let to_err = lines.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = to_err.send(("stderr", line));
-        }
-    });
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines.send(("stdout", line));
-        }
-    });
-    let expect = |stream: &str, needle: &str| loop {
-        match received.recv_timeout(common::PATIENCE) {
-            Ok((s, line)) if s == stream && line.contains(needle) => return line,
-            Ok(_) => continue,
-            Err(_) => panic!(
-                "no {stream} line containing {needle:?} within {:?}",
-                common::PATIENCE
-            ),
-        }
-    };
-
-    expect("stderr", "following mounts with mountinfo");
+    cli.expect(Out::Stderr, "naming the mount source", |l| l.contains("following mounts with mountinfo"));
     ip(&["netns", "add", &format!("{P}unpriv")]);
-    let line = expect("stdout", "\"created\"");
+    let line = cli.expect(Out::Stdout, "with a creation", |l| l.contains("\"created\""));
     let record: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(record["name"], format!("{P}unpriv"));
-    let inode = std::fs::metadata(dir().join(format!("{P}unpriv")))
-        .unwrap()
-        .ino();
+    let inode = std::fs::metadata(dir().join(format!("{P}unpriv"))).unwrap().ino();
     assert_eq!(record["inode"], inode);
-    drop(guard);
 }

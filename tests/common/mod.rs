@@ -315,3 +315,127 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Which output of a child a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    Stdout,
+    Stderr,
+}
+
+/// A running `netns-watch`, its output read line by line on other threads.
+pub struct Running {
+    pub child: KillOnDrop,
+    lines: std::sync::mpsc::Receiver<(Out, String)>,
+    /// Every line received so far, in order.
+    pub seen: Vec<(Out, String)>,
+}
+
+impl Running {
+    /// Starts `netns-watch ARGS...` (optionally through `wrapper`, such as
+    /// `setpriv ...`), in `cwd` when given.
+    pub fn start(wrapper: &[&str], args: &[&str], cwd: Option<&Path>) -> Self {
+        use std::io::BufRead;
+        use std::process::Stdio;
+
+        let bin = env!("CARGO_BIN_EXE_netns-watch");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command.spawn().expect("start netns-watch");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tx_err = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                let _ = tx.send((Out::Stdout, String::from_utf8_lossy(&line).into_owned()));
+            }
+        });
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+                let _ = tx_err.send((Out::Stderr, String::from_utf8_lossy(&line).into_owned()));
+            }
+        });
+        Self {
+            child: KillOnDrop(child),
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line on `out` for which `wanted` holds, failing the test
+    /// after [`PATIENCE`]; returns it.
+    pub fn expect(&mut self, out: Out, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((o, line)) => {
+                    self.seen.push((o, line.clone()));
+                    if o == out && wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no {out:?} line {what} within {PATIENCE:?}; seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.0.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits for the process to exit, failing after [`PATIENCE`]; returns
+    /// its exit code (`None` if a signal ended it).
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.0.try_wait().unwrap() {
+                // Collect what is left of the output.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return status.code();
+            }
+            assert!(std::time::Instant::now() < deadline, "netns-watch did not exit within {PATIENCE:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Like [`eventually`], for at most `limit`.
+pub fn eventually_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// Runs a command with `input` on its standard input, failing the test if
+/// it fails.
+pub fn run_with_input(program: &str, args: &[&str], input: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    assert!(child.wait().unwrap().success(), "{program} {args:?} failed");
+}
