@@ -463,14 +463,31 @@ fn unprivileged_it_falls_back_to_mountinfo() {
     let _run = PrivateRun::new();
     set_up_dir();
     // As `nobody`: no CAP_SYS_ADMIN, so no fanotify mount events.
-    let setpriv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"];
-    let mut cli = Running::start(&setpriv, &["watch", "-v", "--format", "json", "--dir", RUN_NETNS], None);
+    let setpriv = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+    ];
+    let mut cli = Running::start(
+        &setpriv,
+        &["watch", "-v", "--format", "json", "--dir", RUN_NETNS],
+        None,
+    );
 
-    cli.expect(Out::Stderr, "naming the mount source", |l| l.contains("following mounts with mountinfo"));
+    cli.expect(Out::Stderr, "naming the mount source", |l| {
+        l.contains("following mounts with mountinfo")
+    });
     ip(&["netns", "add", &format!("{P}unpriv")]);
-    let line = cli.expect(Out::Stdout, "with a creation", |l| l.contains("\"created\""));
+    let line = cli.expect(Out::Stdout, "with a creation", |l| {
+        l.contains("\"created\"")
+    });
     let record: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(record["name"], format!("{P}unpriv"));
-    let inode = std::fs::metadata(dir().join(format!("{P}unpriv"))).unwrap().ino();
+    let inode = std::fs::metadata(dir().join(format!("{P}unpriv")))
+        .unwrap()
+        .ino();
     assert_eq!(record["inode"], inode);
 }

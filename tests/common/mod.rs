@@ -347,7 +347,10 @@ impl Running {
             }
             None => Command::new(bin),
         };
-        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         }
@@ -357,12 +360,18 @@ impl Running {
         let stderr = child.stderr.take().unwrap();
         let tx_err = tx.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .split(b'\n')
+                .map_while(Result::ok)
+            {
                 let _ = tx.send((Out::Stdout, String::from_utf8_lossy(&line).into_owned()));
             }
         });
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .split(b'\n')
+                .map_while(Result::ok)
+            {
                 let _ = tx_err.send((Out::Stderr, String::from_utf8_lossy(&line).into_owned()));
             }
         });
@@ -386,7 +395,10 @@ impl Running {
                         return line;
                     }
                 }
-                Err(_) => panic!("no {out:?} line {what} within {PATIENCE:?}; seen: {:#?}", self.seen),
+                Err(_) => panic!(
+                    "no {out:?} line {what} within {PATIENCE:?}; seen: {:#?}",
+                    self.seen
+                ),
             }
         }
     }
@@ -409,7 +421,10 @@ impl Running {
                 }
                 return status.code();
             }
-            assert!(std::time::Instant::now() < deadline, "netns-watch did not exit within {PATIENCE:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "netns-watch did not exit within {PATIENCE:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
