@@ -24,8 +24,9 @@ pub(crate) struct Chain {
     children: Vec<OsString>,
     /// Descriptors of the prefixes watched now, from the root down.
     wds: Vec<Wd>,
-    /// The directory's path with links resolved, as mount tables show it;
-    /// known while the directory exists.
+    /// The directory's path with links resolved, as mount tables show it:
+    /// the deepest existing prefix resolved, and the missing rest appended,
+    /// so a mount that makes the directory appear is recognised too.
     pub(crate) canonical: Option<PathBuf>,
 }
 
@@ -83,6 +84,8 @@ impl Chain {
     }
 
     /// Whether the directory itself is watched.
+    ///
+    /// While it is not, only the chain's ancestors are.
     pub(crate) fn is_watched(&self) -> bool {
         self.wds.len() > self.own_level()
     }
@@ -131,7 +134,11 @@ impl Chain {
 
         let own = self.own_level();
         let (was, is) = (old.get(own), self.wds.get(own));
-        self.canonical = is.and_then(|_| std::fs::canonicalize(self.path()).ok());
+        self.canonical = self.wds.len().checked_sub(1).and_then(|deepest| {
+            let mut path = std::fs::canonicalize(&self.prefixes[deepest]).ok()?;
+            path.extend(&self.children[deepest..]);
+            Some(path)
+        });
         Relinked {
             replaced: was.is_some() && was != is,
             present: is.is_some(),

@@ -25,8 +25,10 @@ pub(crate) type Wd = i32;
 
 /// The events every directory watch asks for. A watched directory's own
 /// entries come from the first four; the rest say the directory itself is
-/// gone or moved, which the watcher answers with a rescan.
-const MASK: WatchFlags = WatchFlags::CREATE
+/// gone, moved, or changed its permissions (so it may have become readable),
+/// which the watcher answers with a rescan.
+const MASK: WatchFlags = WatchFlags::ATTRIB
+    .union(WatchFlags::CREATE)
     .union(WatchFlags::DELETE)
     .union(WatchFlags::MOVED_FROM)
     .union(WatchFlags::MOVED_TO)
@@ -56,9 +58,11 @@ pub(crate) enum Signal<'a> {
     Added { name: &'a OsString, is_dir: bool },
     /// An entry was deleted from, or moved out of, the watched directory.
     Removed { name: &'a OsString },
-    /// The watched directory itself is gone, moved, unmounted, or no longer
-    /// watched.
+    /// The watched directory itself is gone, moved, unmounted, no longer
+    /// watched, or changed its permissions.
     SelfChanged,
+    /// An entry's metadata changed (such as its permissions).
+    EntryChanged { name: &'a OsString },
     /// Nothing the watcher acts on.
     Other,
 }
@@ -76,8 +80,14 @@ impl RawEvent {
             return Signal::SelfChanged;
         }
         let Some(name) = &self.name else {
+            if mask.contains(ReadFlags::ATTRIB) {
+                return Signal::SelfChanged;
+            }
             return Signal::Other;
         };
+        if mask.contains(ReadFlags::ATTRIB) {
+            return Signal::EntryChanged { name };
+        }
         if mask.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) {
             Signal::Added {
                 name,
@@ -243,6 +253,13 @@ mod tests {
         ] {
             assert_eq!(raw(mask, None).signal(), Signal::SelfChanged);
         }
+    }
+
+    #[test]
+    fn the_directory_changing_permissions_asks_for_a_rescan() {
+        assert_eq!(raw(ReadFlags::ATTRIB, None).signal(), Signal::SelfChanged);
+        let entry = raw(ReadFlags::ATTRIB, Some("entry"));
+        assert!(matches!(entry.signal(), Signal::EntryChanged { .. }));
     }
 
     #[test]

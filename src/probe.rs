@@ -21,7 +21,7 @@ const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 /// `ioctl(fd, NS_GET_ID, &u64)`: the namespace's 64-bit id (Linux 6.12+).
 const NS_GET_ID: libc::c_ulong = 0x8008_b70d;
 /// `statx` mask bit for the unique 64-bit mount id (Linux 6.8+).
-pub(crate) const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 
 /// Which network namespace a name points to.
 ///
@@ -57,8 +57,19 @@ pub(crate) enum Probe {
     },
 }
 
+/// Which mount id to read: the one the running mount source reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MountIdKind {
+    /// The 64-bit id, never reused (fanotify, statmount).
+    Unique,
+    /// The 32-bit id of mountinfo, reused once freed.
+    Reusable,
+    /// None: nothing reports mounts by id.
+    Skip,
+}
+
 /// Checks what `path` is, holding no descriptor afterwards.
-pub(crate) fn probe(path: &Path) -> io::Result<Probe> {
+pub(crate) fn probe(path: &Path, ids: MountIdKind) -> io::Result<Probe> {
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = match open(path, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -74,7 +85,7 @@ pub(crate) fn probe(path: &Path) -> io::Result<Probe> {
     if fstatfs(&fd)?.f_type as i64 != NSFS_MAGIC {
         return Ok(Probe::Placeholder);
     }
-    let mount = mount_id(&fd);
+    let mount = mount_id(&fd, ids);
 
     // It is nsfs: open it for real to ask which namespace it is, and check
     // again on that descriptor in case the mount changed meanwhile.
@@ -145,11 +156,22 @@ fn ns_id(fd: &OwnedFd) -> Option<u64> {
     (ret == 0).then_some(id)
 }
 
-/// The unique id of the mount `fd` is on, when the kernel reports it.
-pub(crate) fn mount_id(fd: impl AsFd) -> Option<u64> {
-    let mask = StatxFlags::from_bits_retain(STATX_MNT_ID_UNIQUE);
-    let stx = statx(fd, "", AtFlags::EMPTY_PATH, mask).ok()?;
-    (stx.stx_mask & STATX_MNT_ID_UNIQUE != 0).then_some(stx.stx_mnt_id)
+/// The id of the mount `fd` is on, of the kind asked for, when the kernel
+/// reports it.
+pub(crate) fn mount_id(fd: impl AsFd, kind: MountIdKind) -> Option<u64> {
+    let bit = match kind {
+        MountIdKind::Unique => STATX_MNT_ID_UNIQUE,
+        MountIdKind::Reusable => StatxFlags::MNT_ID.bits(),
+        MountIdKind::Skip => return None,
+    };
+    let stx = statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH,
+        StatxFlags::from_bits_retain(bit),
+    )
+    .ok()?;
+    (stx.stx_mask & bit != 0).then_some(stx.stx_mnt_id)
 }
 
 #[cfg(test)]
@@ -161,19 +183,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p");
         std::fs::File::create(&path).unwrap();
-        assert_eq!(probe(&path).unwrap(), Probe::Placeholder);
+        assert_eq!(probe(&path, MountIdKind::Skip).unwrap(), Probe::Placeholder);
     }
 
     #[test]
     fn a_missing_name_is_missing() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(probe(&dir.path().join("none")).unwrap(), Probe::Missing);
+        assert_eq!(
+            probe(&dir.path().join("none"), MountIdKind::Skip).unwrap(),
+            Probe::Missing
+        );
     }
 
     #[test]
     fn a_directory_is_a_directory() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(probe(dir.path()).unwrap(), Probe::Directory);
+        assert_eq!(
+            probe(dir.path(), MountIdKind::Skip).unwrap(),
+            Probe::Directory
+        );
     }
 
     #[test]
@@ -182,7 +210,7 @@ mod tests {
         assert!(own.inode != 0);
         // /proc/self/ns/net is a symbolic link into nsfs; followed, it is
         // the namespace itself.
-        let via_proc = probe(Path::new("/proc/thread-self/ns/net")).unwrap();
+        let via_proc = probe(Path::new("/proc/thread-self/ns/net"), MountIdKind::Skip).unwrap();
         assert_eq!(
             via_proc,
             Probe::Placeholder,

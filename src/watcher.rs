@@ -11,7 +11,7 @@ use futures_core::Stream;
 use crate::chain::{Chain, Interests};
 use crate::inotify::{Inotify, RawEvent, Signal};
 use crate::mounts::{mount_point, MountChange, MountWatch};
-use crate::probe::{probe, Probe};
+use crate::probe::{mount_id, probe, MountIdKind, Probe};
 use crate::reconciler::{DirIndex, EntryKind, Fact, Reconciler};
 use crate::retry::Retries;
 use crate::{scan, Config, Error, Event, MountSource, Namespace, Readiness, Result};
@@ -62,7 +62,7 @@ pub struct NamespaceWatcher {
     interests: Interests,
     /// Which entry (or directory) each known mount shows, so that a
     /// detach reported by id alone can be traced back.
-    mount_owners: HashMap<u64, MountOwner>,
+    mount_owners: HashMap<u64, Vec<MountOwner>>,
     retries: Retries,
     reconciler: Reconciler,
     pending: VecDeque<Result<Event>>,
@@ -263,6 +263,12 @@ impl NamespaceWatcher {
         }
         // What is present at start is the baseline, not news.
         watcher.pending.clear();
+        for chain in &watcher.chains {
+            match chain.is_watched() {
+                true => tracing::info!("watching {}", chain.path().display()),
+                false => tracing::info!("waiting for {} to appear", chain.path().display()),
+            }
+        }
         Ok(watcher)
     }
 
@@ -358,13 +364,19 @@ impl NamespaceWatcher {
                     self.observe(dir, (*name).clone(), kind, 0);
                 }
                 Signal::Removed { name } if own => {
-                    let fact = Fact::Vanished {
-                        dir,
-                        name: (*name).clone(),
-                    };
-                    self.apply(fact);
+                    let name = (*name).clone();
+                    if self.mounts.is_some() {
+                        // Mount events may have run ahead of this one: what
+                        // counts is what is there now (a newer entry under
+                        // the same name must not be reported deleted).
+                        self.observe(dir, name, None, 0);
+                    } else {
+                        self.apply(Fact::Vanished { dir, name });
+                    }
                 }
-                Signal::Added { name, .. } | Signal::Removed { name }
+                Signal::Added { name, .. }
+                | Signal::Removed { name }
+                | Signal::EntryChanged { name }
                     if chain.child(interest.level) == Some(*name) =>
                 {
                     tracing::debug!(dir = %chain.path().display(), "path changed; rescanning");
@@ -391,15 +403,19 @@ impl NamespaceWatcher {
                     self.mount_changed_at(&point);
                 }
             }
-            MountChange::Detached { id, point } => match self.mount_owners.remove(&id) {
-                Some(MountOwner::Entry(dir, name)) => self.reprobe(dir, name, 0),
-                Some(MountOwner::Dir(dir)) => self.resync_or_report(dir),
-                None => {
-                    if let Some(point) = point {
-                        self.mount_changed_at(&point);
+            MountChange::Detached { id, point } => {
+                // Where the mount was is known by its id (a mount point
+                // renamed since would mislead), and by the point otherwise.
+                for owner in self.mount_owners.remove(&id).unwrap_or_default() {
+                    match owner {
+                        MountOwner::Entry(dir, name) => self.reprobe(dir, name, 0),
+                        MountOwner::Dir(dir) => self.resync_or_report(dir),
                     }
                 }
-            },
+                if let Some(point) = point {
+                    self.mount_changed_at(&point);
+                }
+            }
             MountChange::Overflow => {
                 tracing::warn!("mount event queue overflowed; rescanning every watched directory");
                 self.resync_all();
@@ -417,10 +433,11 @@ impl NamespaceWatcher {
     /// a watched directory, the directory itself, or one of its ancestors.
     fn mount_changed_at(&mut self, point: &Path) {
         for dir in 0..self.chains.len() {
-            let Some(canonical) = &self.chains[dir].canonical else {
+            let chain = &self.chains[dir];
+            let Some(canonical) = &chain.canonical else {
                 continue;
             };
-            if point.parent() == Some(canonical.as_path()) {
+            if chain.is_watched() && point.parent() == Some(canonical.as_path()) {
                 if let Some(name) = point.file_name() {
                     self.reprobe(dir, name.to_os_string(), 0);
                 }
@@ -482,19 +499,30 @@ impl NamespaceWatcher {
             return Ok(Some(EntryKind::Namespace(None)));
         }
         let path = self.chains[dir].path().join(name);
-        let found = probe(&path).map_err(|err| Error::from_path(&path, err))?;
+        let ids = self
+            .mounts
+            .as_ref()
+            .map_or(MountIdKind::Skip, MountWatch::id_kind);
+        let found = probe(&path, ids).map_err(|err| Error::from_path(&path, err))?;
         Ok(match found {
             Probe::Missing => None,
             Probe::Directory => Some(EntryKind::Ignored),
             Probe::Placeholder => Some(EntryKind::Placeholder),
             Probe::Namespace { identity, mount } => {
                 if let Some(id) = mount {
-                    self.mount_owners
-                        .insert(id, MountOwner::Entry(dir, name.clone()));
+                    self.own_mount(id, MountOwner::Entry(dir, name.clone()));
                 }
                 Some(EntryKind::Namespace(Some(identity)))
             }
         })
+    }
+
+    /// Remembers that mount `id` shows `owner`.
+    fn own_mount(&mut self, id: u64, owner: MountOwner) {
+        let owners = self.mount_owners.entry(id).or_default();
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
     }
 
     fn apply(&mut self, fact: Fact) {
@@ -521,11 +549,15 @@ impl NamespaceWatcher {
         }
         let entries = if relinked.present {
             let path = self.chains[dir].path().to_path_buf();
+            let ids = self
+                .mounts
+                .as_ref()
+                .map_or(MountIdKind::Skip, MountWatch::id_kind);
             if let Some(id) = std::fs::File::open(&path)
                 .ok()
-                .and_then(crate::probe::mount_id)
+                .and_then(|f| mount_id(f, ids))
             {
-                self.mount_owners.insert(id, MountOwner::Dir(dir));
+                self.own_mount(id, MountOwner::Dir(dir));
             }
             match scan::list(&path) {
                 Ok(Some(found)) => Some(self.classify_all(dir, found)?),
@@ -581,9 +613,13 @@ fn list_one(dir: &Path, readiness: Readiness) -> Result<Vec<Namespace>> {
         let mut ns = Namespace::new(dir, name);
         if readiness == Readiness::Mounted {
             let path = ns.path();
-            match probe(&path).map_err(|err| Error::from_path(&path, err))? {
-                Probe::Namespace { identity, .. } => ns.identity = Some(identity),
-                _ => continue,
+            match probe(&path, MountIdKind::Skip) {
+                Ok(Probe::Namespace { identity, .. }) => ns.identity = Some(identity),
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::warn!("{}", Error::from_path(&path, err));
+                    continue;
+                }
             }
         }
         found.push(ns);

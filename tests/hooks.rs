@@ -11,8 +11,9 @@ use std::path::Path;
 use common::{ip, temp_dir, Out, PrivateRun, Running};
 use rustix::process::Signal;
 
-/// A hook that records its environment, one file per run, in `$OUT`.
-const RECORD: &str = r#"f=$(mktemp -p "$OUT" hook.XXXXXX) && env | grep '^NETNS_' | sort > "$f""#;
+/// A hook that records its environment, one file per run, in `$OUT`; the
+/// file appears whole (written aside, then renamed).
+const RECORD: &str = r#"f=$(mktemp -p "$OUT" part.XXXXXX) && env | grep '^NETNS_' | sort > "$f" && mv "$f" "$OUT/hook.${f##*.}""#;
 
 /// Reads every record left by [`RECORD`]: one map per hook run.
 fn records(dir: &Path) -> Vec<BTreeMap<String, String>> {

@@ -110,6 +110,15 @@ impl MountWatch {
         MountWatch::Poll
     }
 
+    /// Which mount ids this source reports.
+    pub(crate) fn id_kind(&self) -> crate::probe::MountIdKind {
+        match self {
+            MountWatch::Fanotify(_) => crate::probe::MountIdKind::Unique,
+            MountWatch::Mountinfo(_) => crate::probe::MountIdKind::Reusable,
+            MountWatch::Poll => crate::probe::MountIdKind::Skip,
+        }
+    }
+
     /// Which source this is.
     pub(crate) fn source(&self) -> MountSource {
         match self {

@@ -19,8 +19,10 @@ use tokio::io::Interest;
 
 use super::MountChange;
 
-/// One mount: its (reusable) id and where it is mounted.
-type Mount = (u64, PathBuf);
+/// One mount: its (reusable) id, the root it shows (for nsfs,
+/// `net:[INODE]`, so that a namespace re-bound under a reused id still
+/// differs), and where it is mounted.
+type Mount = (u64, Vec<u8>, PathBuf);
 
 /// A watch on this process's mount table.
 #[derive(Debug)]
@@ -57,18 +59,25 @@ impl MountInfo {
         guard.clear_ready();
         drop(guard);
         let now = self.read_table()?;
-        for (id, point) in self.mounts.difference(&now) {
-            out.push(MountChange::Detached {
+        let mut changes: Vec<(usize, MountChange)> = Vec::new();
+        for (id, _, point) in self.mounts.difference(&now) {
+            let change = MountChange::Detached {
                 id: *id,
                 point: Some(point.clone()),
-            });
+            };
+            changes.push((point.components().count(), change));
         }
-        for (id, point) in now.difference(&self.mounts) {
-            out.push(MountChange::Attached {
+        for (id, _, point) in now.difference(&self.mounts) {
+            let change = MountChange::Attached {
                 id: *id,
                 point: Some(point.clone()),
-            });
+            };
+            changes.push((point.components().count(), change));
         }
+        // Shallow mounts first: a directory mounted (or moved) is handled
+        // before the entries under it, as a rescan of it covers them.
+        changes.sort_by_key(|(depth, _)| *depth);
+        out.extend(changes.into_iter().map(|(_, change)| change));
         self.mounts = now;
         Poll::Ready(Ok(()))
     }
@@ -92,8 +101,13 @@ fn parse_line(line: &[u8]) -> Option<Mount> {
     // proc(5): "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 ..."
     let mut fields = line.split(|b| *b == b' ');
     let id = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
-    let point = fields.nth(3)?;
-    Some((id, PathBuf::from(OsString::from_vec(unescape(point)?))))
+    let root = fields.nth(2)?;
+    let point = fields.next()?;
+    Some((
+        id,
+        root.to_vec(),
+        PathBuf::from(OsString::from_vec(unescape(point)?)),
+    ))
 }
 
 /// Undoes the kernel's octal escapes (`\040` for space, `\012` for
@@ -129,14 +143,15 @@ mod tests {
     fn lines_give_id_and_mount_point() {
         let text = b"22 1 0:21 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n\
                      45 22 0:4 net:[4026532174] /run/netns/blue rw - nsfs nsfs rw\n";
-        let got: Vec<_> = parse(text).collect();
+        let got: Vec<_> = parse(text).map(|(id, _, point)| (id, point)).collect();
         assert_eq!(got, [(22, "/run".into()), (45, "/run/netns/blue".into())]);
     }
 
     #[test]
     fn escapes_are_undone() {
         let line = b"45 22 0:4 net:[1] /run/netns/a\\040b\\012c\\134 rw - nsfs nsfs rw";
-        let (_, point) = parse_line(line).unwrap();
+        let (_, root, point) = parse_line(line).unwrap();
+        assert_eq!(root, b"net:[1]");
         assert_eq!(point, PathBuf::from("/run/netns/a b\nc\\"));
     }
 
@@ -151,6 +166,6 @@ mod tests {
     fn the_real_table_parses() {
         let text = std::fs::read("/proc/self/mountinfo").unwrap();
         let mounts: Vec<_> = parse(&text).collect();
-        assert!(mounts.iter().any(|(_, p)| p == &PathBuf::from("/")));
+        assert!(mounts.iter().any(|(_, _, p)| p == &PathBuf::from("/")));
     }
 }

@@ -220,9 +220,6 @@ async fn watch(
 ) -> Result<ExitCode, Failure> {
     let mut stop = Stop::new()?;
     let (present, mut watcher) = NamespaceWatcher::list_and_watch_with_config(config).await?;
-    if !watcher.is_watching() {
-        tracing::info!("waiting for a watched directory to appear");
-    }
     let mut hooks = hooks.map(Hooks::new);
     let out = io::stdout();
     let report = |event: &Event, initial: bool, hooks: &mut Option<Hooks>| -> io::Result<()> {
