@@ -1082,8 +1082,9 @@ fn list_json_prints_one_object_per_name() {
         // No identity is read in immediate mode.
         assert_eq!(record["id"], Value::Null, "{line}");
         assert_eq!(record["inode"], Value::Null, "{line}");
-        assert_eq!(record["aliases"], serde_json::json!([]), "{line}");
-        assert_eq!(record["own"], Value::Bool(false), "{line}");
+        // Nor can aliases or the own namespace be told.
+        assert_eq!(record["aliases"], Value::Null, "{line}");
+        assert_eq!(record["own"], Value::Null, "{line}");
         names.push(OsString::from_vec(name));
     }
     let expected: Vec<OsString> = real_names(tmp.path()).into_iter().collect();
@@ -1104,6 +1105,104 @@ fn list_of_a_missing_directory_is_empty() {
             out.stderr
         );
         assert_eq!(out.stdout, Vec::<String>::new(), "{args:?}");
-        assert_eq!(out.stderr, "", "{args:?}");
+        // One warning, naming the directory, so that a typo does not pass
+        // for an empty directory.
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
+        assert!(
+            lines[0].starts_with("netns-watch: warn: ")
+                && lines[0].contains(&*missing.to_string_lossy()),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn watch_ends_when_its_reader_goes_away_even_without_events() {
+    let tmp = temp_dir();
+    let mut w = Running::watch(tmp.path(), &Format::Ip.args());
+    w.wait_ready(tmp.path(), Format::Ip);
+    w.close_stdout_after_next_line();
+    touch(tmp.path(), "last-read");
+    assert_eq!(w.expect_line(), "add last-read");
+    w.expect_stdout_closed();
+    // Nothing else happens in the directory: the closed pipe alone ends it.
+    let status = w
+        .exit_within(PATIENCE)
+        .expect("still running after its reader went away");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[test]
+fn sigterm_ends_watch_while_its_reader_is_stalled() {
+    use std::process::Stdio;
+
+    let tmp = temp_dir();
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netns-watch"))
+        .args(["watch", "--immediate", "--format", "ip", "--dir"])
+        .arg(tmp.path())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Far more output than the pipe and the backlog hold, never read.
+    let deadline = Instant::now() + PATIENCE;
+    let mut made = 0;
+    while made < 40_000 && Instant::now() < deadline {
+        let path = touch(tmp.path(), format!("{:0>200}", made));
+        std::fs::remove_file(path).unwrap();
+        made += 1;
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, Signal::TERM).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("SIGTERM did not end watch while its stdout was full");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(reader);
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[test]
+fn errors_stay_on_one_line() {
+    let tmp = temp_dir();
+    let file = touch(tmp.path(), "f\nile");
+    let out = run(&[OsStr::new("list"), OsStr::new("--dir"), file.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{:?}", out.stderr);
+    assert!(
+        lines[0].starts_with("netns-watch: error: ") && lines[0].contains("f\\nile"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn wait_refuses_names_that_cannot_exist() {
+    let long = "n".repeat(256);
+    for name in ["", ".", "..", "a/b", long.as_str()] {
+        let out = run(&[
+            OsStr::new("wait"),
+            OsStr::new(name),
+            OsStr::new("--timeout"),
+            OsStr::new("1"),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("cannot name a namespace"),
+            "{name:?}: {}",
+            out.stderr
+        );
     }
 }

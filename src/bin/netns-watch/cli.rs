@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use netns_watch::MountSource;
 
@@ -89,7 +90,11 @@ pub(crate) enum Command {
     /// matched exactly.
     Wait {
         /// Names of namespaces to wait for.
-        #[arg(required = true, value_name = "NAME")]
+        #[arg(
+            required = true,
+            value_name = "NAME",
+            value_parser = clap::builder::OsStringValueParser::new().try_map(namespace_name)
+        )]
         names: Vec<std::ffi::OsString>,
 
         #[command(flatten)]
@@ -185,8 +190,8 @@ pub(crate) struct Mode {
     pub(crate) immediate: bool,
 
     /// How to follow mounts (default: the best that works here).
-    #[arg(long, value_name = "SOURCE", value_parser = parse_source, conflicts_with = "immediate")]
-    pub(crate) mount_source: Option<MountSource>,
+    #[arg(long, value_name = "SOURCE", value_enum, conflicts_with = "immediate")]
+    pub(crate) mount_source: Option<SourceArg>,
 }
 
 /// Output formats of `watch`.
@@ -200,8 +205,43 @@ pub(crate) enum Format {
     Json,
 }
 
-fn parse_source(text: &str) -> Result<MountSource, String> {
-    text.parse()
+/// The mount sources, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SourceArg {
+    /// fanotify mount events (Linux 6.15+, CAP_SYS_ADMIN).
+    Fanotify,
+    /// Changes of /proc/thread-self/mountinfo (works unprivileged).
+    Mountinfo,
+    /// Re-checks of new entries only (sees no unmount nor re-bind).
+    Poll,
+}
+
+impl From<SourceArg> for MountSource {
+    fn from(arg: SourceArg) -> Self {
+        match arg {
+            SourceArg::Fanotify => MountSource::Fanotify,
+            SourceArg::Mountinfo => MountSource::Mountinfo,
+            SourceArg::Poll => MountSource::Poll,
+        }
+    }
+}
+
+/// Accepts only what can be a file name: not empty, not `.` or `..`, no
+/// `/`, at most 255 bytes.
+fn namespace_name(name: std::ffi::OsString) -> Result<std::ffi::OsString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    if bytes.is_empty()
+        || bytes == b"."
+        || bytes == b".."
+        || bytes.contains(&b'/')
+        || bytes.len() > 255
+    {
+        return Err(format!(
+            "{name:?} cannot name a namespace (a name is 1 to 255 bytes, without '/', and not . or ..)"
+        ));
+    }
+    Ok(name)
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

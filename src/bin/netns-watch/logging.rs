@@ -41,8 +41,15 @@ where
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
         let level = event.metadata().level().as_str().to_ascii_lowercase();
-        write!(writer, "netns-watch: {level}: ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // Fields may quote names and paths holding newlines: one event is
+        // one line.
+        let mut fields = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut fields), event)?;
+        writeln!(
+            writer,
+            "netns-watch: {level}: {}",
+            crate::output::one_line(&fields)
+        )
     }
 }

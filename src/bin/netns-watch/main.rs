@@ -5,8 +5,9 @@ mod filter;
 mod hooks;
 mod logging;
 mod output;
+mod stdout;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         // A reader that went away (`| head`) is a normal way to stop.
         Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("netns-watch: error: {err}");
+            eprintln!("netns-watch: error: {}", output::one_line(&err.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -83,10 +84,14 @@ fn main() -> ExitCode {
 fn block_on(
     job: impl std::future::Future<Output = Result<ExitCode, Failure>>,
 ) -> Result<ExitCode, Failure> {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(job)
+        .build()?;
+    let result = runtime.block_on(job);
+    // A write to a stuck reader may still be pending on a blocking thread:
+    // do not wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
@@ -112,8 +117,20 @@ fn directories(dirs: &Dirs) -> Result<Vec<PathBuf>, Failure> {
     if all.is_empty() {
         all.push(PathBuf::from(netns_watch::IPROUTE2_DIR));
     }
+    // One directory given twice, or under two spellings, is watched once
+    // (the first spelling is kept).
     let mut seen = BTreeSet::new();
-    all.retain(|dir| seen.insert(dir.clone()));
+    all.retain(|dir| {
+        let same = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        let first = seen.insert(same);
+        if !first {
+            tracing::warn!(
+                "{} is already watched under another spelling; watching it once",
+                dir.display()
+            );
+        }
+        first
+    });
     Ok(all)
 }
 
@@ -123,7 +140,7 @@ fn config(dirs: &Dirs, mode: &Mode) -> Result<Config, Failure> {
         config = config.readiness(Readiness::Immediate);
     }
     if let Some(source) = mode.mount_source {
-        config = config.mount_source(source);
+        config = config.mount_source(source.into());
     }
     Ok(config)
 }
@@ -167,22 +184,34 @@ fn list(dirs: &Dirs, json: bool, names_only: bool, immediate: bool) -> Result<Ex
         Readiness::Mounted
     };
     let config = Config::with_dirs(directories(dirs)?).readiness(readiness);
+    for dir in config.dirs() {
+        if std::fs::symlink_metadata(dir).is_err() {
+            tracing::warn!(
+                "{}: no such directory; nothing listed from it",
+                dir.display()
+            );
+        }
+    }
     let found = NamespaceWatcher::list_with_config(&config)?;
     let own = Identity::of_current_thread()
         .map_err(|err| tracing::warn!("cannot read this process's own namespace: {err}"))
         .ok();
     let mut out = io::stdout().lock();
     for ns in &found {
-        let aliases = found
-            .iter()
-            .filter(|other| ns.identity.is_some() && other.identity == ns.identity && *other != ns)
-            .collect();
-        let entry = Listed {
-            ns,
-            aliases,
-            own: own.is_some()
-                && ns.identity.map(|i| (i.inode, i.dev)) == own.map(|i| (i.inode, i.dev)),
-        };
+        let known = ns.identity.is_some() && !immediate;
+        let aliases = known.then(|| {
+            found
+                .iter()
+                .filter(|other| other.identity == ns.identity && *other != ns)
+                .collect()
+        });
+        let own = known.then(|| {
+            own.is_some_and(|own| {
+                ns.identity
+                    .is_some_and(|i| (i.inode, i.dev) == (own.inode, own.dev))
+            })
+        });
+        let entry = Listed { ns, aliases, own };
         output::write_entry(&mut out, json, names_only, &entry)?;
     }
     out.flush()?;
@@ -221,38 +250,51 @@ async fn watch(
     let mut stop = Stop::new()?;
     let (present, mut watcher) = NamespaceWatcher::list_and_watch_with_config(config).await?;
     let mut hooks = hooks.map(Hooks::new);
-    let out = io::stdout();
-    let report = |event: &Event, initial: bool, hooks: &mut Option<Hooks>| -> io::Result<()> {
-        if !filter.admits(event) {
-            return Ok(());
-        }
-        emit(&out, format, event, initial)?;
-        if let Some(hooks) = hooks {
-            hooks.submit(event, initial);
-        }
-        Ok(())
-    };
+    let mut out = stdout::Stdout::new();
+    let mut queue: VecDeque<(Event, bool)> = VecDeque::new();
     if initial {
-        for ns in present {
-            report(&Event::Created(ns), true, &mut hooks)?;
-        }
+        queue.extend(present.into_iter().map(|ns| (Event::Created(ns), true)));
     }
 
-    let result = loop {
+    let result: Result<ExitCode, Failure> = 'run: loop {
+        // Deliver what is queued; a signal still ends the program while a
+        // slow reader holds up a write.
+        while let Some((event, initial)) = queue.pop_front() {
+            if !filter.admits(&event) {
+                continue;
+            }
+            let record = Record {
+                time: SystemTime::now(),
+                event: &event,
+                initial,
+            };
+            if let Some(line) = output::render(format, &record) {
+                tokio::select! {
+                    _ = stop.recv() => break 'run Ok(ExitCode::SUCCESS),
+                    written = out.write_line(line) => {
+                        if let Err(err) = written {
+                            break 'run Err(err.into());
+                        }
+                    }
+                }
+            }
+            if let Some(hooks) = &mut hooks {
+                hooks.submit(&event, initial);
+            }
+        }
+
         let hooks_busy = hooks.as_ref().is_some_and(|h| !h.is_idle());
         tokio::select! {
             _ = stop.recv() => break Ok(ExitCode::SUCCESS),
+            // The reader went away (`watch | head -1`): nobody listens.
+            _ = out.closed() => break Ok(ExitCode::SUCCESS),
             _ = async {
                 if let Some(hooks) = hooks.as_mut() {
                     hooks.next_done().await;
                 }
             }, if hooks_busy => {}
             next = watcher.recv() => match next {
-                Ok(Some(event)) => {
-                    if let Err(err) = report(&event, false, &mut hooks) {
-                        break Err(err.into());
-                    }
-                }
+                Ok(Some(event)) => queue.push_back((event, false)),
                 Ok(None) => break Ok(ExitCode::SUCCESS),
                 Err(err @ netns_watch::Error::Inotify { .. }) => break Err(err.into()),
                 // The watcher recovers from the rest; make sure it is seen.
@@ -266,16 +308,6 @@ async fn watch(
         hooks.shutdown().await;
     }
     result
-}
-
-/// Writes one event, whole and flushed, under the stdout lock.
-fn emit(out: &io::Stdout, format: Format, event: &Event, initial: bool) -> io::Result<()> {
-    let record = Record {
-        time: SystemTime::now(),
-        event,
-        initial,
-    };
-    output::write_record(&mut out.lock(), format, &record).map(drop)
 }
 
 async fn wait(
@@ -315,15 +347,18 @@ async fn wait(
                 eprintln!("netns-watch: timed out after {secs}s waiting for {}", describe(&waiting));
                 return Ok(ExitCode::from(EXIT_TIMEOUT));
             }
-            next = watcher.recv() => match next? {
-                Some(Event::Created(ns)) if wanted.contains(&ns.name) => {
+            next = watcher.recv() => match next {
+                Ok(Some(Event::Created(ns))) if wanted.contains(&ns.name) => {
                     present.insert((ns.dir, ns.name));
                 }
-                Some(Event::Deleted(ns)) => {
+                Ok(Some(Event::Deleted(ns))) => {
                     present.remove(&(ns.dir, ns.name));
                 }
-                Some(_) => {}
-                None => return Err("the watcher ended".into()),
+                Ok(Some(_)) => {}
+                Ok(None) => return Err("the watcher ended".into()),
+                Err(err @ netns_watch::Error::Inotify { .. }) => return Err(err.into()),
+                // The watcher recovers from the rest; make sure it is seen.
+                Err(err) => tracing::warn!("{err}"),
             },
         }
     }

@@ -66,25 +66,33 @@ fn rfc3339_micros<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::
     serializer.collect_str(&humantime::format_rfc3339_micros(*time))
 }
 
-/// Writes one record in `format` and flushes it. Returns `Ok(false)` for a
-/// record the format has no line for.
-pub(crate) fn write_record(
-    out: &mut impl Write,
-    format: Format,
-    record: &Record<'_>,
-) -> io::Result<bool> {
-    let line = match format {
-        Format::Text => text_line(record),
-        Format::Ip => match ip_line(record.event) {
-            Some(line) => line,
-            None => return Ok(false),
-        },
-        Format::Json => serde_json::to_string(record)?,
-    };
-    out.write_all(line.as_bytes())?;
-    out.write_all(b"\n")?;
-    out.flush()?;
-    Ok(true)
+/// Renders one record as a line (without its newline) in `format`; `None`
+/// for a record the format has no line for.
+pub(crate) fn render(format: Format, record: &Record<'_>) -> Option<String> {
+    match format {
+        Format::Text => Some(text_line(record)),
+        Format::Ip => ip_line(record.event),
+        Format::Json => serde_json::to_string(record).ok(),
+    }
+}
+
+/// Escapes control characters in a message meant for one line of stderr
+/// (paths and names in it may hold newlines); spaces stay as they are.
+pub(crate) fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || is_layout_control(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `add NAME` / `delete NAME`, as `ip netns monitor` prints them.
@@ -124,8 +132,10 @@ fn text_line(record: &Record<'_>) -> String {
 pub(crate) struct Listed<'a> {
     #[serde(flatten)]
     pub(crate) ns: &'a Namespace,
-    pub(crate) aliases: Vec<&'a Namespace>,
-    pub(crate) own: bool,
+    /// `None` when identities are unknown (immediate mode).
+    pub(crate) aliases: Option<Vec<&'a Namespace>>,
+    /// `None` when identities are unknown (immediate mode).
+    pub(crate) own: Option<bool>,
 }
 
 /// Writes one `list` entry: a JSON object, the escaped name alone, or the
@@ -145,15 +155,20 @@ pub(crate) fn write_entry(
         if let Some(identity) = entry.ns.identity {
             line.push_str(&identity_text(identity));
         }
-        if !entry.aliases.is_empty() {
-            let aliases: Vec<String> = entry
-                .aliases
+        let aliases = entry.aliases.as_deref().unwrap_or_default();
+        if !aliases.is_empty() {
+            // An alias in another directory is shown by its whole path.
+            let shown: Vec<String> = aliases
                 .iter()
-                .map(|a| escape(&a.name).replace(',', "\\x2c"))
+                .map(|a| match a.dir == entry.ns.dir {
+                    true => escape(&a.name),
+                    false => escape(a.path().as_os_str()),
+                })
+                .map(|a| a.replace(',', "\\x2c"))
                 .collect();
-            let _ = write!(line, "  aliases={}", aliases.join(","));
+            let _ = write!(line, "  aliases={}", shown.join(","));
         }
-        if entry.own {
+        if entry.own == Some(true) {
             line.push_str("  own");
         }
     }
