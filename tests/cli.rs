@@ -1206,3 +1206,28 @@ fn wait_refuses_names_that_cannot_exist() {
         );
     }
 }
+
+#[test]
+fn completions_and_manual_page_come_from_the_command_line_definition() {
+    let bash = run(&[OsStr::new("completions"), OsStr::new("bash")]);
+    assert_eq!(bash.status.code(), Some(0));
+    let script = bash.stdout.join("\n");
+    for word in [
+        "netns-watch",
+        "watch",
+        "wait",
+        "--exec-in",
+        "--mount-source",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    let man = run(&[OsStr::new("manpage")]);
+    assert_eq!(man.status.code(), Some(0));
+    let page = man.stdout.join("\n");
+    assert!(
+        page.starts_with(".ie") || page.starts_with(".TH"),
+        "not roff: {}",
+        &page[..40.min(page.len())]
+    );
+    assert!(page.contains("netns\\-watch"), "the page names the program");
+}
