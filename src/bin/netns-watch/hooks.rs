@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netns_watch::Event;
+#[cfg(test)]
+use netns_watch::Identity;
 use tokio::process::Command;
 use tokio::task::JoinSet;
 
@@ -52,6 +54,23 @@ pub(crate) struct Hooks {
     ready: VecDeque<Key>,
     running: HashSet<Key>,
     tasks: JoinSet<Key>,
+    /// Hooks queued and not started.
+    waiting: usize,
+    /// Pairs of hooks cancelled while the queue was crowded.
+    cancelled: usize,
+}
+
+/// Waiting hooks beyond which creations and deletions that cancel out are
+/// dropped in pairs.
+const BACKLOG: usize = 10_000;
+
+/// Whether `next` undoes `queued`: the deletion of the very namespace (same
+/// identity) whose creation is still waiting.
+fn cancels(queued: Option<&Event>, next: &Event) -> bool {
+    match (queued, next) {
+        (Some(Event::Created(a)), Event::Deleted(b)) => a == b,
+        _ => false,
+    }
 }
 
 impl Hooks {
@@ -62,24 +81,43 @@ impl Hooks {
             ready: VecDeque::new(),
             running: HashSet::new(),
             tasks: JoinSet::new(),
+            waiting: 0,
+            cancelled: 0,
         }
     }
 
     /// Queues the hook for `event` and starts what may start.
     ///
-    /// The queue is held in memory (an event is a few hundred bytes), so
-    /// events keep being read from the kernel while hooks run: a slow hook
-    /// delays later hooks but makes no event lost.
+    /// The queue is held in memory, so events keep being read from the
+    /// kernel while hooks run: a slow hook delays later hooks but makes no
+    /// event lost. Past [`BACKLOG`] waiting hooks, the queue is resynced
+    /// instead of growing: a deletion cancels the creation of the same
+    /// namespace still waiting before it, as neither would leave a trace,
+    /// so what waits stays bounded by the number of names.
     pub(crate) fn submit(&mut self, event: &Event, initial: bool) {
         if self.spec.place == Place::InNamespace && !matches!(event, Event::Created(_)) {
             return;
         }
         let key = key_of(event);
+        let crowded = self.waiting >= BACKLOG;
         let queue = self.queues.entry(key.clone()).or_default();
+        if crowded && cancels(queue.back().map(|job| &job.event), event) {
+            queue.pop_back();
+            self.waiting -= 1;
+            self.cancelled += 1;
+            if self.cancelled.is_power_of_two() {
+                tracing::warn!(
+                    "hooks fall behind: {} creations and deletions that cancel out were not run",
+                    self.cancelled
+                );
+            }
+            return;
+        }
         queue.push_back(Job {
             event: event.clone(),
             initial,
         });
+        self.waiting += 1;
         if queue.len() == 1 && !self.running.contains(&key) {
             self.ready.push_back(key);
         }
@@ -132,6 +170,7 @@ impl Hooks {
             let Some(job) = self.queues.get_mut(&key).and_then(VecDeque::pop_front) else {
                 continue;
             };
+            self.waiting -= 1;
             if self.queues.get(&key).is_some_and(VecDeque::is_empty) {
                 self.queues.remove(&key);
             }
@@ -294,5 +333,26 @@ fn stderr_copy() -> Stdio {
     match std::io::stderr().as_fd().try_clone_to_owned() {
         Ok(fd) => Stdio::from(fd),
         Err(_) => Stdio::null(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netns_watch::Namespace;
+
+    #[test]
+    fn only_the_deletion_of_the_same_waiting_namespace_cancels() {
+        let a = Namespace::new("/run/netns", "a");
+        let mut other = a.clone();
+        other.identity = Some(Identity::of_current_thread().unwrap());
+        let created = Event::Created(a.clone());
+        assert!(cancels(Some(&created), &Event::Deleted(a.clone())));
+        assert!(!cancels(Some(&created), &Event::Deleted(other)));
+        assert!(!cancels(
+            Some(&Event::Deleted(a.clone())),
+            &Event::Created(a.clone())
+        ));
+        assert!(!cancels(None, &Event::Deleted(a)));
     }
 }
