@@ -158,10 +158,6 @@ impl Interests {
         self.0.get(&wd).map(Vec::as_slice)
     }
 
-    pub(crate) fn contains(&self, wd: Wd, interest: Interest) -> bool {
-        self.get(wd).is_some_and(|list| list.contains(&interest))
-    }
-
     fn add(&mut self, wd: Wd, interest: Interest) {
         self.0.entry(wd).or_default().push(interest);
     }

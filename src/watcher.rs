@@ -342,15 +342,17 @@ impl NamespaceWatcher {
             self.resync_all();
             return;
         }
-        let Some(interests) = self.interests.get(raw.wd).map(<[_]>::to_vec) else {
-            // A watch removed a moment ago still had events queued.
-            return;
-        };
-        for interest in interests {
-            // An earlier interest's rescan may have moved this one away.
-            if !self.interests.contains(raw.wd, interest) {
+        // Usually one interest; walked by position (no copy per event), each
+        // looked up again as an earlier one's rescan may have changed them.
+        let count = self.interests.get(raw.wd).map_or(0, <[_]>::len);
+        for position in (0..count).rev() {
+            let Some(&interest) = self
+                .interests
+                .get(raw.wd)
+                .and_then(|list| list.get(position))
+            else {
                 continue;
-            }
+            };
             let dir = interest.dir;
             let chain = &self.chains[dir];
             let own = interest.level == chain.own_level();
