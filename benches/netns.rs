@@ -395,7 +395,7 @@ fn read_lines(child: &mut Child) -> Arc<Mutex<Vec<(Instant, String)>>> {
 
 /// Whether `path` is a mounted namespace right now (`statfs` says nsfs).
 fn is_mounted_namespace(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|fs| fs.f_type as i64 == 0x6e73_6673)
+    rustix::fs::statfs(path).is_ok_and(|fs| u64::try_from(fs.f_type).ok() == Some(0x6e73_6673))
 }
 
 /// Like [`read_lines`], also noting each `add NAME` line whose namespace was
