@@ -40,6 +40,8 @@ mod chain;
 mod config;
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inotify;
 mod mounts;
 mod probe;

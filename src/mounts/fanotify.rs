@@ -97,7 +97,15 @@ impl Fanotify {
             });
             match read {
                 Ok(Ok(n)) => {
-                    parse(&self.buf[..n], out);
+                    let mut fds = Vec::new();
+                    parse(&self.buf[..n], out, &mut fds);
+                    // Mount events carry no file descriptor (FAN_NOFD);
+                    // any other is one the kernel opened for this process.
+                    for fd in fds {
+                        // SAFETY: the kernel gave this descriptor to this
+                        // process with the event, and nothing else owns it.
+                        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 Ok(Err(err)) => return Poll::Ready(Err(err)),
@@ -107,12 +115,13 @@ impl Fanotify {
     }
 }
 
-/// Turns a buffer of fanotify event records into mount changes.
+/// Turns a buffer of fanotify event records into mount changes, and lists
+/// the file descriptors the records carry (for the caller to close).
 ///
 /// Pure and total: a record that is malformed, truncated or lacks a mount
 /// id becomes [`MountChange::Unknown`] (the watcher then rescans), and
 /// nothing after it in the buffer is trusted.
-pub(crate) fn parse(mut buf: &[u8], out: &mut Vec<MountChange>) {
+pub(crate) fn parse(mut buf: &[u8], out: &mut Vec<MountChange>, fds: &mut Vec<i32>) {
     while !buf.is_empty() {
         let Some(event_len) = u32_at(buf, 0).map(|n| n as usize) else {
             out.push(MountChange::Unknown);
@@ -131,11 +140,8 @@ pub(crate) fn parse(mut buf: &[u8], out: &mut Vec<MountChange>) {
             out.push(MountChange::Unknown);
             return;
         }
-        // Mount events carry no file descriptor (FAN_NOFD); anything else
-        // would be a descriptor the kernel opened for us, which we close.
         if let Some(fd) = i32_at(buf, 16).filter(|fd| *fd >= 0) {
-            // SAFETY: the kernel gave this descriptor to this process.
-            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            fds.push(fd);
         }
 
         let record = &buf[..event_len];
@@ -263,7 +269,9 @@ mod tests {
 
     fn parsed(buf: &[u8]) -> Vec<MountChange> {
         let mut out = Vec::new();
-        parse(buf, &mut out);
+        let mut fds = Vec::new();
+        parse(buf, &mut out, &mut fds);
+        assert!(fds.is_empty(), "mount events carry no descriptor");
         out
     }
 

@@ -4,8 +4,8 @@
 //! stops being one when it is unmounted; inotify sees neither. These
 //! sources tell the watcher which path to check again.
 
-mod fanotify;
-mod mountinfo;
+pub(crate) mod fanotify;
+pub(crate) mod mountinfo;
 
 use std::io;
 use std::path::PathBuf;
