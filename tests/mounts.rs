@@ -2,6 +2,7 @@
 //! reused id, moved into place, seen under two spellings. These tests
 //! need root (see `common::PrivateRun`).
 
+#[macro_use]
 mod common;
 
 use std::ffi::OsStr;
@@ -159,17 +160,6 @@ async fn two_spellings_both_see_an_unmount(source: MountSource) {
         .collect::<Vec<_>>();
     dirs.sort();
     assert_eq!(dirs, [Path::new("/run/netns"), Path::new("/var/run/netns")]);
-}
-
-macro_rules! for_each_source {
-    ($($case:ident),* $(,)?) => {
-        mod fanotify {
-            $(#[tokio::test] async fn $case() { super::$case(netns_watch::MountSource::Fanotify).await })*
-        }
-        mod mountinfo {
-            $(#[tokio::test] async fn $case() { super::$case(netns_watch::MountSource::Mountinfo).await })*
-        }
-    };
 }
 
 for_each_source!(

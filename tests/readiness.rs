@@ -2,6 +2,7 @@
 //! each of the three mount sources. These tests need root: they make real
 //! namespaces in a private mount namespace (see `common::PrivateRun`).
 
+#[macro_use]
 mod common;
 
 use std::ffi::OsStr;
@@ -276,17 +277,6 @@ async fn rebinding_a_name_is_reported(source: MountSource) {
         matches!(&back, [Event::Deleted(a), Event::Created(b)] if a.identity.map(|i| i.inode) == Some(own.inode) && b.identity == old.identity),
         "unbinding brings the first namespace back: {back:?}"
     );
-}
-
-macro_rules! for_each_source {
-    ($($case:ident),* $(,)?) => {
-        mod fanotify {
-            $(#[tokio::test] async fn $case() { super::$case(netns_watch::MountSource::Fanotify).await })*
-        }
-        mod mountinfo {
-            $(#[tokio::test] async fn $case() { super::$case(netns_watch::MountSource::Mountinfo).await })*
-        }
-    };
 }
 
 for_each_source!(

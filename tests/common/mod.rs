@@ -12,6 +12,20 @@ use std::time::Duration;
 
 use netns_watch::{Event, NamespaceWatcher};
 
+/// Makes, for each `case` (an `async fn(MountSource)`), one test per mount
+/// source that sees unmounts: `fanotify::case` and `mountinfo::case`.
+#[allow(unused_macros)]
+macro_rules! for_each_source {
+    ($($case:ident),* $(,)?) => {
+        mod fanotify {
+            $(#[tokio::test] async fn $case() { super::$case(netns_watch::MountSource::Fanotify).await })*
+        }
+        mod mountinfo {
+            $(#[tokio::test] async fn $case() { super::$case(netns_watch::MountSource::Mountinfo).await })*
+        }
+    };
+}
+
 /// How long any single expected event may take before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
