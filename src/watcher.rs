@@ -70,6 +70,15 @@ pub struct NamespaceWatcher {
     mount_batch: Vec<MountChange>,
 }
 
+/// What an inotify event says, once its name is taken out.
+#[derive(Debug, Clone, Copy)]
+enum What {
+    Added { is_dir: bool },
+    Removed,
+    EntryChanged,
+    SelfChanged,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum MountOwner {
     Entry(DirIndex, OsString),
@@ -286,7 +295,7 @@ impl NamespaceWatcher {
                 Poll::Ready(Ok(())) => {
                     progressed = true;
                     for raw in batch.drain(..) {
-                        self.handle_inotify(&raw);
+                        self.handle_inotify(raw);
                     }
                 }
                 Poll::Ready(Err(source)) => {
@@ -334,57 +343,68 @@ impl NamespaceWatcher {
     }
 
     /// Turns one inotify event into facts, rescans and events.
-    fn handle_inotify(&mut self, raw: &RawEvent) {
+    fn handle_inotify(&mut self, raw: RawEvent) {
         tracing::trace!(wd = raw.wd, mask = ?raw.mask, name = ?raw.name, "inotify event");
-        let signal = raw.signal();
-        if signal == Signal::Overflow {
-            tracing::warn!("inotify queue overflowed; rescanning every watched directory");
-            self.resync_all();
-            return;
-        }
+        let what = match raw.signal() {
+            Signal::Overflow => {
+                tracing::warn!("inotify queue overflowed; rescanning every watched directory");
+                self.resync_all();
+                return;
+            }
+            Signal::Added { is_dir, .. } => What::Added { is_dir },
+            Signal::Removed { .. } => What::Removed,
+            Signal::EntryChanged { .. } => What::EntryChanged,
+            Signal::SelfChanged => What::SelfChanged,
+            Signal::Other => return,
+        };
+        let (wd, mut name) = (raw.wd, raw.name);
+
         // Usually one interest; walked by position (no copy per event), each
         // looked up again as an earlier one's rescan may have changed them.
-        let count = self.interests.get(raw.wd).map_or(0, <[_]>::len);
+        // The name moves into the last one handled, and is copied before.
+        let count = self.interests.get(wd).map_or(0, <[_]>::len);
         for position in (0..count).rev() {
-            let Some(&interest) = self
-                .interests
-                .get(raw.wd)
-                .and_then(|list| list.get(position))
-            else {
+            let Some(&interest) = self.interests.get(wd).and_then(|list| list.get(position)) else {
                 continue;
             };
             let dir = interest.dir;
             let chain = &self.chains[dir];
             let own = interest.level == chain.own_level();
-            match &signal {
-                Signal::Added { name, is_dir } if own => {
-                    let kind = if *is_dir {
-                        Some(EntryKind::Ignored)
+            let leads_on = name.is_some() && chain.child(interest.level) == name.as_ref();
+            match what {
+                What::Added { is_dir } if own => {
+                    let Some(entry) = (if position == 0 {
+                        name.take()
                     } else {
-                        None
+                        name.clone()
+                    }) else {
+                        continue;
                     };
-                    self.observe(dir, (*name).clone(), kind, 0);
+                    let kind = is_dir.then_some(EntryKind::Ignored);
+                    self.observe(dir, entry, kind, 0);
                 }
-                Signal::Removed { name } if own => {
-                    let name = (*name).clone();
+                What::Removed if own => {
+                    let Some(entry) = (if position == 0 {
+                        name.take()
+                    } else {
+                        name.clone()
+                    }) else {
+                        continue;
+                    };
                     if self.mounts.is_some() {
                         // Mount events may have run ahead of this one: what
                         // counts is what is there now (a newer entry under
                         // the same name must not be reported deleted).
-                        self.observe(dir, name, None, 0);
+                        self.observe(dir, entry, None, 0);
                     } else {
-                        self.apply(Fact::Vanished { dir, name });
+                        self.apply(Fact::Vanished { dir, name: entry });
                     }
                 }
-                Signal::Added { name, .. }
-                | Signal::Removed { name }
-                | Signal::EntryChanged { name }
-                    if chain.child(interest.level) == Some(*name) =>
-                {
+                What::Added { .. } | What::Removed | What::EntryChanged if leads_on => {
                     tracing::debug!(dir = %chain.path().display(), "path changed; rescanning");
                     self.resync_or_report(dir);
                 }
-                Signal::SelfChanged => {
+                What::SelfChanged => {
                     tracing::debug!(dir = %chain.path().display(), "watched directory changed; rescanning");
                     self.resync_or_report(dir);
                 }
