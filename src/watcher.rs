@@ -552,6 +552,11 @@ impl NamespaceWatcher {
     }
 
     /// Rescans `dir`, reporting a failure in-band: the watcher goes on.
+    // TODO(retry): a chain that could not be re-established (the watch
+    // limit reached, a directory unreadable) is tried again only when
+    // something happens to it or above it. Raising the limit afterwards is
+    // not noticed; a bounded retry timer (like `retry.rs`) would cover it
+    // once a user meets this.
     fn resync_or_report(&mut self, dir: DirIndex) {
         if let Err(err) = self.resync(dir) {
             self.pending.push_back(Err(err));

@@ -185,7 +185,7 @@ fn list(dirs: &Dirs, json: bool, names_only: bool, immediate: bool) -> Result<Ex
     };
     let config = Config::with_dirs(directories(dirs)?).readiness(readiness);
     for dir in config.dirs() {
-        if std::fs::symlink_metadata(dir).is_err() {
+        if std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
             tracing::warn!(
                 "{}: no such directory; nothing listed from it",
                 dir.display()
