@@ -499,6 +499,7 @@ impl NamespaceWatcher {
                 }
             },
         };
+        tracing::trace!(name = ?name, ?kind, "checked");
         let Some(kind) = kind else {
             self.apply(Fact::Vanished { dir, name });
             return;

@@ -470,6 +470,10 @@ fn unprivileged_it_falls_back_to_mountinfo() {
     cli.expect(Out::Stderr, "naming the mount source", |l| {
         l.contains("following mounts with mountinfo")
     });
+    // Only once it watches is a new namespace news rather than baseline.
+    cli.expect(Out::Stderr, "saying it watches", |l| {
+        l.contains("watching /run/netns")
+    });
     ip(&["netns", "add", &format!("{P}unpriv")]);
     let line = cli.expect(Out::Stdout, "with a creation", |l| {
         l.contains("\"created\"")

@@ -410,7 +410,8 @@ impl Running {
                     }
                 }
                 Err(_) => panic!(
-                    "no {out:?} line {what} within {PATIENCE:?}; seen: {:#?}",
+                    "no {out:?} line {what} within {PATIENCE:?} (process: {:?}); seen: {:#?}",
+                    self.child.0.try_wait(),
                     self.seen
                 ),
             }
