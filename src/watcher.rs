@@ -373,22 +373,14 @@ impl NamespaceWatcher {
             let leads_on = name.is_some() && chain.child(interest.level) == name.as_ref();
             match what {
                 What::Added { is_dir } if own => {
-                    let Some(entry) = (if position == 0 {
-                        name.take()
-                    } else {
-                        name.clone()
-                    }) else {
+                    let Some(entry) = take_or_copy(&mut name, position) else {
                         continue;
                     };
                     let kind = is_dir.then_some(EntryKind::Ignored);
                     self.observe(dir, entry, kind, 0);
                 }
                 What::Removed if own => {
-                    let Some(entry) = (if position == 0 {
-                        name.take()
-                    } else {
-                        name.clone()
-                    }) else {
+                    let Some(entry) = take_or_copy(&mut name, position) else {
                         continue;
                     };
                     if self.mounts.is_some() {
@@ -622,6 +614,16 @@ impl NamespaceWatcher {
             }
         }
         Ok(entries)
+    }
+}
+
+/// The name for the interest at `position`: moved into the last one
+/// handled (position 0, as they are walked from the end), copied before.
+fn take_or_copy(name: &mut Option<OsString>, position: usize) -> Option<OsString> {
+    if position == 0 {
+        name.take()
+    } else {
+        name.clone()
     }
 }
 

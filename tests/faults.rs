@@ -406,14 +406,7 @@ fn a_directory_replaced_by_a_file_is_reported_gone_then_rescanned() {
 // ---------------------------------------------------------------------------
 // Permission denied
 
-const NOBODY: [&str; 6] = [
-    "setpriv",
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-    "--inh-caps=-all",
-    "--",
-];
+use common::NOBODY;
 
 /// A temporary directory others may enter, holding `name` with mode 700
 /// (owned by root).

@@ -176,16 +176,8 @@ fn a_directory_made_readable_is_rescanned() {
 
     let _run = PrivateRun::new();
     std::fs::create_dir("/run/netns").unwrap();
-    let setpriv = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--",
-    ];
     let mut cli = Running::start(
-        &setpriv,
+        &common::NOBODY,
         &["watch", "-v", "--format", "ip", "--dir", "/run/netns"],
         None,
     );

@@ -453,16 +453,8 @@ fn unprivileged_it_falls_back_to_mountinfo() {
     let _run = PrivateRun::new();
     set_up_dir();
     // As `nobody`: no CAP_SYS_ADMIN, so no fanotify mount events.
-    let setpriv = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--",
-    ];
     let mut cli = Running::start(
-        &setpriv,
+        &common::NOBODY,
         &["watch", "-v", "--format", "json", "--dir", RUN_NETNS],
         None,
     );

@@ -330,6 +330,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A command prefix that runs what follows as `nobody`, with no
+/// capabilities (util-linux `setpriv`).
+pub const NOBODY: [&str; 6] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--",
+];
+
 /// Which output of a child a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Out {
