@@ -51,11 +51,14 @@ impl Watch {
     /// Starts `watch --format FORMAT -v --dir DIR`, and waits until it
     /// watches `DIR` (or waits for it to appear).
     fn start(format: &'static str, dir: &str) -> Self {
-        let mut cli = Running::start(
-            &[],
-            &["-v", "watch", "--format", format, "--dir", dir],
-            None,
-        );
+        Self::start_with(format, dir, &[])
+    }
+
+    /// Like [`Watch::start`], with more arguments for `watch`.
+    fn start_with(format: &'static str, dir: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["-v", "watch", "--format", format, "--dir", dir];
+        args.extend_from_slice(extra);
+        let mut cli = Running::start(&[], &args, None);
         cli.expect(Out::Stderr, "saying it watches", |l| {
             l.contains(&format!("watching {dir}")) || l.contains(&format!("waiting for {dir}"))
         });
@@ -145,19 +148,7 @@ fn c02_slow_mount_cli() {
         let mut w = Watch::start(format, "/var/run/netns");
         let name = format!("nwt-slow-{format}");
         let slow = name.clone();
-        let strace = std::thread::spawn(move || {
-            Command::new("strace")
-                .args([
-                    "-f",
-                    "-o",
-                    "/dev/null",
-                    "-e",
-                    "inject=mount:delay_enter=500000:when=2",
-                ])
-                .args(["ip", "netns", "add", &slow])
-                .status()
-                .expect("run strace (is it installed?)")
-        });
+        let strace = std::thread::spawn(move || common::ip_add_injected(common::DELAY_BIND, &slow));
         assert_eq!(w.next(), format!("+{name}"), "{format}");
         // Reported only once usable.
         let exec = Command::new("ip")
@@ -168,7 +159,7 @@ fn c02_slow_mount_cli() {
             exec.success(),
             "{format}: ip netns exec failed at the report"
         );
-        assert!(strace.join().unwrap().success());
+        assert!(strace.join().unwrap().status.success());
         assert_eq!(
             w.rest(),
             Vec::<String>::new(),
@@ -185,18 +176,11 @@ fn c03_failed_add_cli() {
     set_up_dir();
     for format in FORMATS {
         let mut w = Watch::start(format, "/var/run/netns");
-        let failed = Command::new("strace")
-            .args([
-                "-f",
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=mount:error=EPERM:when=2",
-            ])
-            .args(["ip", "netns", "add", "nwt-ghost"])
-            .status()
-            .expect("run strace (is it installed?)");
-        assert!(!failed.success(), "the injected failure makes ip fail");
+        let failed = common::ip_add_injected(common::FAIL_BIND, "nwt-ghost");
+        assert!(
+            !failed.status.success(),
+            "the injected failure makes ip fail"
+        );
         assert_eq!(w.rest(), Vec::<String>::new(), "{format}: nothing at all");
     }
 }
@@ -221,15 +205,7 @@ fn c04_stale_placeholder_at_start_cli() {
             "{format}: list shows no placeholder"
         );
 
-        let mut cli = Running::start(&[], &["-v", "watch", "--initial", "--format", format], None);
-        cli.expect(Out::Stderr, "saying it watches", |l| {
-            l.contains("watching /var/run/netns")
-        });
-        let mut w = Watch {
-            cli,
-            format,
-            sentinels: 0,
-        };
+        let mut w = Watch::start_with(format, "/var/run/netns", &["--initial"]);
         std::fs::remove_file(&path).unwrap();
         ip(&["netns", "add", &name]);
         assert_eq!(
@@ -340,19 +316,7 @@ fn c07_exact_names_cli() {
         "timed out, and the status says so"
     );
     for format in FORMATS {
-        let mut cli = Running::start(
-            &[],
-            &["-v", "watch", "--match", "nwt-mario", "--format", format],
-            None,
-        );
-        cli.expect(Out::Stderr, "saying it watches", |l| {
-            l.contains("watching /var/run/netns")
-        });
-        let mut w = Watch {
-            cli,
-            format,
-            sentinels: 0,
-        };
+        let mut w = Watch::start_with(format, "/var/run/netns", &["--match", "nwt-mario"]);
         let name = format!("nwt-mario{format}");
         ip(&["netns", "add", &name]);
         ip(&["netns", "add", "nwt-mario"]);

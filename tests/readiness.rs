@@ -50,21 +50,8 @@ async fn c02_slow_mount(source: MountSource) {
 
     let slow = name.clone();
     let strace = std::thread::spawn(move || {
-        // The second mount(2) of `ip netns add` (the bind) waits 0.5 s.
-        output(
-            "strace",
-            &[
-                "-f",
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=mount:delay_enter=500000:when=2",
-                "ip",
-                "netns",
-                "add",
-                &slow,
-            ],
-        )
+        // The bind mount of `ip netns add` waits 0.5 s.
+        common::ip_add_injected(common::DELAY_BIND, &slow)
     });
     let created = common::next(&mut w).await;
     let Event::Created(ns) = &created else {
@@ -103,20 +90,7 @@ async fn c03_failed_add(source: MountSource) {
     let mut w = watcher(source).await;
 
     let events = during(&mut [(&mut w, dir())], || {
-        let traced = output(
-            "strace",
-            &[
-                "-f",
-                "-o",
-                "/dev/null",
-                "-e",
-                "inject=mount:error=EPERM:when=2",
-                "ip",
-                "netns",
-                "add",
-                "nwt-ghost",
-            ],
-        );
+        let traced = common::ip_add_injected(common::FAIL_BIND, "nwt-ghost");
         assert!(
             !traced.status.success(),
             "the injected failure should make ip fail"

@@ -480,3 +480,28 @@ pub fn run_with_input(program: &str, args: &[&str], input: &[u8]) {
     child.stdin.take().unwrap().write_all(input).unwrap();
     assert!(child.wait().unwrap().success(), "{program} {args:?} failed");
 }
+
+/// Injected into the second mount(2) of `ip netns add` (the bind, when the
+/// directory is set up already): wait 0.5 s before it.
+pub const DELAY_BIND: &str = "inject=mount:delay_enter=500000:when=2";
+/// Injected into the same call: fail it with EPERM, after the placeholder
+/// was created (`ip` then removes it).
+pub const FAIL_BIND: &str = "inject=mount:error=EPERM:when=2";
+
+/// Runs `ip netns add NAME` under `strace -e INJECT`, returning its output.
+pub fn ip_add_injected(inject: &str, name: &str) -> std::process::Output {
+    Command::new("strace")
+        .args([
+            "-f",
+            "-o",
+            "/dev/null",
+            "-e",
+            inject,
+            "ip",
+            "netns",
+            "add",
+            name,
+        ])
+        .output()
+        .expect("run strace (is it installed?)")
+}
